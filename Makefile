@@ -1,0 +1,52 @@
+# The few entry points a person types. Everything a target needs, it installs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv: use the one on PATH, else a private copy under .tools/ (installed from PyPI with pip).
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export UV_LINK_MODE ?= copy
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found: installing it into .tools/"
+	@python3 -m venv .tools 2>/dev/null && .tools/bin/pip install --quiet uv \
+	  || { rm -rf .tools; python3 -m pip install --quiet --target .tools/lib uv \
+	       && mkdir -p .tools/bin && ln -sf ../lib/bin/uv .tools/bin/uv; }
+
+.PHONY: uv
+uv: $(UV)
+
+.PHONY: sync
+sync: uv ## install the Python environment (.venv) from uv.lock
+	$(UV) sync --frozen
+
+.PHONY: test-deps
+test-deps: sync ## install what the tests start: PostgreSQL binaries, Node + Azurite
+	@scripts/install_test_deps.sh
+
+.PHONY: local
+local: sync ## run MLflow + the example model + the model API on this machine
+	$(UV) run --frozen python -m scripts.local_stack
+
+.PHONY: test
+test: test-deps ## install everything the tests need, then run them
+	$(UV) run --frozen pytest
+
+.PHONY: lint
+lint: sync ## ruff, mypy, hadolint
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+	$(UV) run --frozen hadolint service/Dockerfile infra/mlflow_server/Dockerfile
+
+.PHONY: bench
+bench: sync ## our model API vs `mlflow models serve` on the same model
+	$(UV) run --frozen python -m scripts.bench
+
+.PHONY: preview
+preview: sync ## pulumi preview --diff for STACK (needs the Pulumi CLI and cloud login)
+	@test -n "$(STACK)" || { echo "set STACK, e.g. make preview STACK=gcp-dev"; exit 2; }
+	pulumi preview --diff --stack $(STACK)

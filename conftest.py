@@ -1,0 +1,3 @@
+"""Shared pytest fixtures. Each module in testing/ owns one kind of real stand-in."""
+
+pytest_plugins: list[str] = []

@@ -1,0 +1,1 @@
+"""Test support shared by service/, infra/ and scripts/ tests: real local stand-ins for cloud services."""
