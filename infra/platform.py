@@ -1,0 +1,62 @@
+"""The cloud-neutral contract: what every cloud builds from the same settings, and exports by the same names.
+
+Each of `infra.gcp`, `infra.aws` and `infra.azure` has `build_platform(settings) -> PlatformOutputs`.
+Workflows, scripts and docs read only these outputs, so they never branch on the cloud.
+"""
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import pulumi
+
+from infra.config import StackSettings
+from infra.naming import expiry_label
+
+
+@dataclass(frozen=True)
+class PlatformOutputs:
+    """What a cloud hands back. Secrets must already be `Output.secret`s."""
+
+    tracking_uri: pulumi.Input[str]  # https URL of the MLflow tracking server
+    artifact_root: pulumi.Input[str]  # where MLflow stores artifacts: gs://…, s3://…, wasbs://…
+    registry: pulumi.Input[str]  # the container registry host/path images are pushed to
+    api_url: pulumi.Input[str]  # https URL of the model API; "" until a model version is pinned
+    model_uri: pulumi.Input[str]  # the artifact-store URI the API loads; "" until pinned
+    ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # what a workflow needs to log in
+    tracking_admin_password: pulumi.Output[str]
+    api_key: pulumi.Output[str] | None  # None when the API is protected by the cloud's IAM instead
+
+
+class PlatformBuilder(Protocol):
+    def __call__(self, settings: StackSettings) -> PlatformOutputs: ...
+
+
+def builder_for(settings: StackSettings) -> PlatformBuilder:
+    """Import only the chosen cloud's package: the providers' SDKs are large, and a stack uses one."""
+    module = importlib.import_module(f"infra.{settings.cloud.value}")
+    builder: PlatformBuilder = module.build_platform
+    return builder
+
+
+def export_outputs(settings: StackSettings, outputs: PlatformOutputs) -> None:
+    """Export the contract's outputs under the names every workflow and script reads."""
+    pulumi.export("cloud", settings.cloud.value)
+    pulumi.export("environment", settings.environment.value)
+    pulumi.export("trackingUri", outputs.tracking_uri)
+    pulumi.export("artifactRoot", outputs.artifact_root)
+    pulumi.export("registry", outputs.registry)
+    pulumi.export("apiUrl", outputs.api_url)
+    pulumi.export("modelUri", outputs.model_uri)
+    pulumi.export("ciIdentity", outputs.ci_identity)
+    pulumi.export("trackingAdminUsername", TRACKING_ADMIN_USERNAME)
+    pulumi.export("trackingAdminPassword", pulumi.Output.secret(outputs.tracking_admin_password))
+    if outputs.api_key is not None:
+        pulumi.export("apiKey", pulumi.Output.secret(outputs.api_key))
+    if settings.sandbox_expires_at is not None:
+        pulumi.export("sandboxExpiresAt", settings.sandbox_expires_at.isoformat())
+        pulumi.export("sandboxExpiresLabel", expiry_label(settings))
+
+
+TRACKING_ADMIN_USERNAME = "admin"

@@ -1,0 +1,140 @@
+"""Run the whole Pulumi program under mocks and record every resource it registers.
+
+Mocks echo inputs back as outputs, so tests assert what we would send to the cloud. Cloud-specific
+computed outputs (URLs, ARNs, ids) and data-source calls come from the `outputs_for`/`calls` hooks each
+cloud's tests pass in.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+
+ComputedOutputs = Callable[[MockResourceArgs], Mapping[str, Any]]
+CallResults = Callable[[MockCallArgs], Mapping[str, Any]]
+
+
+@dataclass
+class Registered:
+    """One resource the program registered: its type token, logical name, inputs and options."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str | None = None
+    custom: bool = True
+
+
+@dataclass
+class ProgramRun:
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def of_type(self, type_token: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name_suffix: str = "") -> Registered:
+        """The single resource of this type whose name ends with name_suffix."""
+        found = [r for r in self.of_type(type_token) if r.name.endswith(name_suffix)]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_token)]
+            raise AssertionError(f"expected one {type_token} ending {name_suffix!r}, found {names}")
+        return found[0]
+
+    def named(self, name: str) -> Registered:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one resource named {name!r}, found {len(found)}")
+        return found[0]
+
+
+class _RecordingMocks(Mocks):
+    def __init__(self, run: ProgramRun, outputs_for: ComputedOutputs, calls: CallResults) -> None:
+        self.run = run
+        self.outputs_for = outputs_for
+        self.call_results = calls
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.run.resources.append(
+            Registered(args.typ, args.name, dict(args.inputs), args.provider, bool(args.custom))
+        )
+        outputs = {**args.inputs, **_random_outputs(args), **self.outputs_for(args)}
+        return f"{args.name}-id", outputs
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        self.run.calls.append((args.token, dict(args.args)))
+        return dict(self.call_results(args)), None
+
+
+def _random_outputs(args: MockResourceArgs) -> dict[str, Any]:
+    """pulumi-random computes `result`; give it a recognisable stand-in (not a real secret)."""
+    if args.typ.startswith("random:"):
+        return {"result": f"mock-{args.name}"}
+    return {}
+
+
+def run_program(
+    config: Mapping[str, str],
+    stack: str,
+    outputs_for: ComputedOutputs = lambda _: {},
+    calls: CallResults = lambda _: {},
+    project: str = "mlops-stack",
+) -> ProgramRun:
+    """Run infra/__main__.py's steps for `stack` with `config` (full `ns:key` names) under mocks."""
+    from infra.config import load_settings
+    from infra.platform import builder_for, export_outputs
+
+    run = ProgramRun()
+    pulumi.runtime.set_mocks(
+        _RecordingMocks(run, outputs_for, calls), project=project, stack=stack, preview=False
+    )
+    pulumi.runtime.set_all_config(dict(config))
+    exported: dict[str, Any] = {}
+    original_export = pulumi.export
+
+    def capture(name: str, value: Any) -> None:
+        exported[name] = value
+
+    started = time.perf_counter()
+    pulumi.export = capture  # the mock runtime has no root stack to hold exports
+    try:
+
+        @pulumi.runtime.test
+        def program() -> pulumi.Output[Any]:
+            settings = load_settings(stack=stack)
+            export_outputs(settings, builder_for(settings)(settings))
+            names = list(exported)
+            return pulumi.Output.all(*[_unwrap(exported[n], n, run) for n in names]).apply(
+                lambda values: run.outputs.update(dict(zip(names, values, strict=True)))
+            )
+
+        program()
+    finally:
+        pulumi.export = original_export
+        pulumi.runtime.set_all_config({})
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _unwrap(value: Any, name: str, run: ProgramRun) -> pulumi.Output[Any]:
+    """Resolve an export and remember whether it is marked secret."""
+    output = pulumi.Output.from_input(value)
+
+    async def is_secret() -> bool:
+        return await output.is_secret()
+
+    def note(secret: bool) -> bool:
+        if secret:
+            run.secret_outputs.add(name)
+        return secret
+
+    return pulumi.Output.all(output, pulumi.Output.from_input(asyncio.ensure_future(is_secret()))).apply(
+        lambda pair: (note(pair[1]), pair[0])[1]
+    )
