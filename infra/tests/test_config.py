@@ -1,0 +1,194 @@
+"""Stack settings: defaults per environment, and every kind of bad config reported at once."""
+
+from collections.abc import Mapping
+
+import pytest
+import yaml
+
+from infra.config import (
+    ENVIRONMENT_DEFAULTS,
+    PROJECT_KEYS,
+    STATIC_DEFAULTS,
+    ApiAuth,
+    Cloud,
+    ConfigError,
+    Environment,
+    load_settings,
+)
+from infra.tests.paths import REPOSITORY_ROOT
+
+GOOD = {
+    "mlops-stack:cloud": "gcp",
+    "mlops-stack:environment": "dev",
+    "mlops-stack:githubRepository": "my-org/mlops-stack",
+    "gcp:project": "my-project",
+    "gcp:region": "europe-west1",
+}
+
+
+def settings_from(values: Mapping[str, str], stack: str = "gcp-dev"):
+    return load_settings(read=values.get, stack=stack)
+
+
+def problems_of(values: Mapping[str, str], stack: str = "gcp-dev") -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        settings_from(values, stack)
+    return raised.value.problems
+
+
+def test_a_minimal_dev_stack_gets_the_dev_defaults():
+    settings = settings_from(GOOD)
+    assert settings.cloud is Cloud.GCP
+    assert settings.environment is Environment.DEV
+    assert settings.gcp_project == "my-project"
+    assert settings.region == "europe-west1"
+    assert settings.protect is False
+    assert settings.api.min_instances == 0  # scale to zero
+    assert settings.tracking.min_instances == 0
+    assert settings.api.max_instances == ENVIRONMENT_DEFAULTS[Environment.DEV].api_max_instances
+    assert settings.api_auth is ApiAuth.API_KEY
+    assert settings.github_environment == "dev"
+    assert settings.model is None
+    assert settings.database_tier == "db-f1-micro"
+
+
+def test_prod_is_protected_and_keeps_an_instance_warm():
+    settings = settings_from({**GOOD, "mlops-stack:environment": "prod"}, stack="gcp-prod")
+    assert settings.protect is True
+    assert settings.backups is True
+    assert settings.api.min_instances == 1
+
+
+def test_a_sandbox_needs_an_expiry_and_a_sandbox_name():
+    values = {
+        **GOOD,
+        "mlops-stack:environment": "sandbox",
+        "mlops-stack:sandboxExpiresAt": "2026-12-01T18:00:00Z",
+    }
+    settings = settings_from(values, stack="gcp-sandbox-pr12")
+    assert settings.is_sandbox
+    assert settings.sandbox_expires_at is not None
+    assert settings.sandbox_expires_at.isoformat() == "2026-12-01T18:00:00+00:00"
+
+    problems = problems_of({**values, "mlops-stack:sandboxExpiresAt": ""}, stack="gcp-dev")
+    assert any("sandboxExpiresAt: is not set" in p for p in problems)
+    assert any("not named <cloud>-sandbox-<id>" in p for p in problems)
+
+
+def test_a_sandbox_can_not_be_protected():
+    values = {
+        **GOOD,
+        "mlops-stack:environment": "sandbox",
+        "mlops-stack:sandboxExpiresAt": "2026-12-01T18:00:00Z",
+        "mlops-stack:protect": "true",
+    }
+    assert any("protect: is true on a sandbox" in p for p in problems_of(values, "gcp-sandbox-a"))
+
+
+def test_only_sandboxes_expire():
+    values = {**GOOD, "mlops-stack:sandboxExpiresAt": "2026-12-01T18:00:00Z"}
+    assert any("only sandboxes expire" in p for p in problems_of(values))
+
+
+def test_every_problem_is_reported_at_once_with_how_to_fix_it():
+    values = {
+        "mlops-stack:cloud": "gcp",
+        "mlops-stack:environment": "qa",
+        "mlops-stack:githubRepository": "not a repo",
+        "mlops-stack:apiCpu": "3",
+        "mlops-stack:trackingMinInstances": "5",
+        "mlops-stack:trackingMaxInstances": "2",
+        "mlops-stack:protect": "maybe",
+        "mlops-stack:apiImage": "my-image:latest",
+    }
+    with pytest.raises(ConfigError) as raised:
+        settings_from(values)
+    message = str(raised.value)
+    expected = [
+        "mlops-stack:environment: 'qa' is not one of dev, staging, prod, sandbox",
+        "gcp:project: is not set; pulumi config set gcp:project",
+        "gcp:region: is not set",
+        "mlops-stack:githubRepository: 'not a repo' is malformed",
+        "mlops-stack:apiCpu: 3 CPUs is not a size this cloud offers; Cloud Run takes 1, 2, 4 or 8 CPUs",
+        "mlops-stack:trackingMinInstances: 5 is more than trackingMaxInstances (2)",
+        "mlops-stack:protect: 'maybe' is not true or false",
+        "mlops-stack:apiImage: 'my-image:latest' is malformed; expected an image pinned by digest",
+    ]
+    for line in expected:
+        assert line in message, f"{line!r} missing from:\n{message}"
+    assert message.startswith("stack 'gcp-dev' has 8 config problem(s)")
+
+
+def test_unknown_and_missing_cloud_say_which_clouds_exist():
+    assert problems_of({**GOOD, "mlops-stack:cloud": "oracle"})[0].startswith(
+        "mlops-stack:cloud: 'oracle' is not one of gcp, aws, azure"
+    )
+    missing = {k: v for k, v in GOOD.items() if k != "mlops-stack:cloud"}
+    assert "mlops-stack:cloud: is not set" in problems_of(missing)[0]
+
+
+def test_the_stack_name_must_match_the_cloud():
+    assert any("name it gcp-<env>" in p for p in problems_of(GOOD, stack="aws-dev"))
+
+
+@pytest.mark.parametrize(
+    ("cloud", "region_keys", "cpu", "memory", "message"),
+    [
+        ("aws", {"aws:region": "eu-west-1"}, "0.5", "512", "512 MiB does not fit 0.5 CPU; Fargate takes"),
+        ("azure", {"azure-native:location": "westeurope"}, "1", "1024", "1024 MiB does not fit 1 CPU"),
+        ("gcp", {"gcp:project": "p", "gcp:region": "r"}, "1", "8192", "8192 MiB does not fit 1 CPU"),
+    ],
+)
+def test_sizes_follow_each_clouds_rules(cloud, region_keys, cpu, memory, message):
+    values = {
+        "mlops-stack:cloud": cloud,
+        "mlops-stack:environment": "dev",
+        "mlops-stack:githubRepository": "o/r",
+        "mlops-stack:trackingCpu": cpu,
+        "mlops-stack:trackingMemoryMiB": memory,
+        **region_keys,
+    }
+    assert any(message in p for p in problems_of(values, stack=f"{cloud}-dev"))
+
+
+def test_the_model_pin_needs_both_halves_and_this_clouds_store():
+    assert any("modelSource: is not set" in p for p in problems_of({**GOOD, "mlops-stack:modelVersion": "3"}))
+    wrong_store = {**GOOD, "mlops-stack:modelVersion": "3", "mlops-stack:modelSource": "s3://b/m"}
+    assert any("expected gs://" in p for p in problems_of(wrong_store))
+    pinned = settings_from({**wrong_store, "mlops-stack:modelSource": "gs://b/mlflow/1/models/m-1/artifacts"})
+    assert pinned.model is not None
+    assert pinned.model.registry_uri == "models:/throughput/3"
+
+
+def test_iam_auth_is_gcp_only():
+    values = {
+        "mlops-stack:cloud": "aws",
+        "mlops-stack:environment": "dev",
+        "mlops-stack:githubRepository": "o/r",
+        "aws:region": "eu-west-1",
+        "mlops-stack:apiAuth": "iam",
+    }
+    assert any("iam is only available on GCP" in p for p in problems_of(values, stack="aws-dev"))
+
+
+def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads():
+    project = yaml.safe_load((REPOSITORY_ROOT / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    assert set(declared) == set(PROJECT_KEYS)
+    for key, spec in declared.items():
+        assert spec.get("description"), f"{key} has no description"
+        assert spec.get("type") in ("string", "integer", "boolean"), key
+        if "default" in spec:
+            assert str(spec["default"]).lower() == STATIC_DEFAULTS[key].lower(), key
+    assert {k for k, s in declared.items() if "default" in s} == set(STATIC_DEFAULTS)
+
+
+def test_committed_example_stacks_are_valid_and_hold_no_secret_in_clear():
+    stack_files = sorted((REPOSITORY_ROOT / "stacks").glob("Pulumi.*.yaml"))
+    for path in stack_files:
+        stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        config = yaml.safe_load(path.read_text())["config"]
+        assert not any(isinstance(v, dict) and "secure" in v for v in config.values()), path
+        values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in config.items()}
+        settings = load_settings(read=values.get, stack=stack)
+        assert settings.stack == stack
