@@ -7,7 +7,7 @@ cloud's tests pass in.
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,14 +127,10 @@ def _unwrap(value: Any, name: str, run: ProgramRun) -> pulumi.Output[Any]:
     """Resolve an export and remember whether it is marked secret."""
     output = pulumi.Output.from_input(value)
 
-    async def is_secret() -> bool:
-        return await output.is_secret()
-
-    def note(secret: bool) -> bool:
-        if secret:
+    async def resolve() -> Any:
+        if await output.is_secret():
             run.secret_outputs.add(name)
-        return secret
+        return await output.future()
 
-    return pulumi.Output.all(output, pulumi.Output.from_input(asyncio.ensure_future(is_secret()))).apply(
-        lambda pair: (note(pair[1]), pair[0])[1]
-    )
+    resolved: Awaitable[Any] = asyncio.ensure_future(resolve())
+    return pulumi.Output.from_input(resolved)
