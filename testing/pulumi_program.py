@@ -55,7 +55,7 @@ class ProgramRun:
         return found[0]
 
 
-class _RecordingMocks(Mocks):
+class RecordingMocks(Mocks):
     def __init__(self, run: ProgramRun, outputs_for: ComputedOutputs, calls: CallResults) -> None:
         self.run = run
         self.outputs_for = outputs_for
@@ -93,7 +93,7 @@ def run_program(
 
     run = ProgramRun()
     pulumi.runtime.set_mocks(
-        _RecordingMocks(run, outputs_for, calls), project=project, stack=stack, preview=False
+        RecordingMocks(run, outputs_for, calls), project=project, stack=stack, preview=False
     )
     pulumi.runtime.set_all_config(dict(config))
     exported: dict[str, Any] = {}
