@@ -1,0 +1,45 @@
+"""`python -m service`: serve the model API with uvicorn on HOST:PORT, WORKERS processes.
+
+SIGTERM (what Cloud Run, ECS and Container Apps send) stops accepting connections, lets in-flight
+requests finish for up to SHUTDOWN_TIMEOUT_SECONDS, then exits: uvicorn's own graceful shutdown.
+"""
+
+import logging
+import os
+import sys
+import tempfile
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def main() -> None:
+    """Read the settings (a clear message and exit 2 if they are wrong), then run the server."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        sys.exit(f"model API settings are invalid: {problems}")
+    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Workers are separate processes: share metrics through files so /metrics counts all of them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="model-api-metrics-")
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

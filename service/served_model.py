@@ -1,0 +1,97 @@
+"""The loaded model as the routes see it: its inputs, its identity, and the fastest exact way to predict."""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PyFuncModel
+from numpy.typing import NDArray
+
+from service.tree_ensemble import MatrixPredictor, matches_reference, probe_rows, tree_ensemble_predictor
+
+logger = logging.getLogger(__name__)
+
+# MLflow column types whose values are JSON numbers; a float64 matrix holds them exactly as pyfunc would.
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One named input of the model's signature."""
+
+    name: str
+    type: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model this is, for /version and the logs."""
+
+    uri: str
+    name: str | None
+    version: str | None
+    run_id: str | None
+
+
+class ServedModel:
+    """A pyfunc model plus what serving needs to know about it, computed once at load."""
+
+    def __init__(self, pyfunc: PyFuncModel, identity: ModelIdentity, load_seconds: float) -> None:
+        self.pyfunc = pyfunc
+        self.identity = identity
+        self.load_seconds = load_seconds
+        self.input_schema = pyfunc.metadata.get_input_schema()
+        self.output_schema = pyfunc.metadata.get_output_schema()
+        self.columns = _named_columns(self.input_schema)
+        self.column_names = tuple(column.name for column in self.columns)
+        self.fast_predictor = self._verified_fast_predictor()
+
+    def predict_pyfunc(self, data: Any) -> Any:
+        """MLflow's own predict (schema enforcement included): the reference for every other path."""
+        return self.pyfunc.predict(data)
+
+    def predict_matrix(self, matrix: NDArray[np.float64]) -> NDArray[np.float64] | Any:
+        """Predict rows given as float64 values in `column_names` order (all columns numeric)."""
+        if self.fast_predictor is not None:
+            return self.fast_predictor(matrix)
+        return self.predict_pyfunc(pd.DataFrame(matrix, columns=list(self.column_names)))
+
+    @property
+    def numeric_inputs(self) -> bool:
+        """True when every input is a named numeric column, so a float64 matrix can carry a request."""
+        return bool(self.columns) and all(column.type in NUMERIC_TYPES for column in self.columns)
+
+    def _verified_fast_predictor(self) -> MatrixPredictor | None:
+        """The tree fast path, only for plain numeric double inputs and only if it matches pyfunc exactly."""
+        if not self.columns or any(column.type not in ("double", "float") for column in self.columns):
+            return None
+        try:
+            estimator = self.pyfunc.get_raw_model()
+        except NotImplementedError:
+            return None
+        fast = tree_ensemble_predictor(estimator)
+        if fast is None:
+            return None
+        samples = probe_rows(estimator, len(self.columns))
+        if not matches_reference(fast, self._pyfunc_on_matrix, samples):
+            logger.warning("fast tree path disagrees with pyfunc on probe rows; serving through pyfunc")
+            return None
+        logger.info("serving %s through the exact fast tree path", type(estimator).__name__)
+        return fast
+
+    def _pyfunc_on_matrix(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+        frame = pd.DataFrame(matrix, columns=list(self.column_names))
+        return np.asarray(self.predict_pyfunc(frame), dtype=np.float64)
+
+
+def _named_columns(schema: Any) -> tuple[InputColumn, ...]:
+    """The signature's named columns; empty when there is no signature or it is tensor-based."""
+    if schema is None or not schema.has_input_names() or schema.is_tensor_spec():
+        return ()
+    return tuple(
+        InputColumn(name=spec.name, type=str(getattr(spec.type, "name", spec.type)), required=spec.required)
+        for spec in schema.inputs
+    )
