@@ -1,0 +1,91 @@
+"""The model API as a Container App: reads the pinned model straight from the blob container (Storage
+Blob Data Reader on that container only) and pulls its image with AcrPull. It needs nothing else: not
+the tracking server, not the database."""
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.azure.container_app import (
+    AppIdentity,
+    Probes,
+    RoleGrant,
+    ServiceApp,
+    ServiceAppArgs,
+    app_fqdn,
+    identity_environment,
+)
+from infra.azure.environment import AppsEnvironment
+from infra.azure.registry import ContainerRegistry
+from infra.azure.roles import BuiltInRole
+from infra.azure.storage import ArtifactStore
+from infra.azure.tracking import APP_NAME_MAX_LENGTH
+from infra.config import ModelPin, StackSettings
+from infra.generated_secrets import StackSecrets
+from infra.naming import short_name
+from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
+
+
+@dataclass(frozen=True)
+class ModelApiArgs:
+    settings: StackSettings
+    model: ModelPin
+    secrets: StackSecrets
+    resource_group_name: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
+    tags: dict[str, str]
+    environment: AppsEnvironment
+    registry: ContainerRegistry
+    image: pulumi.Input[str]
+    artifacts: ArtifactStore
+
+
+class ModelApi(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops-stack:azure:ModelApi", name, None, opts)
+        app_name = short_name(args.settings.stack, "model-api", max_length=APP_NAME_MAX_LENGTH)
+        identity = AppIdentity(
+            f"{name}-identity",
+            resource_group_name=args.resource_group_name,
+            subscription_id=args.subscription_id,
+            grants=[
+                RoleGrant("artifacts", BuiltInRole.STORAGE_BLOB_DATA_READER, args.artifacts.container_id),
+                RoleGrant("pull", BuiltInRole.ACR_PULL, args.registry.id),
+            ],
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        environment = api_environment(
+            args.settings,
+            args.secrets,
+            args.model,
+            image=args.image,
+            extra=identity_environment(identity.identity),
+        )
+        service = ServiceApp(
+            f"{name}-service",
+            ServiceAppArgs(
+                resource_group_name=args.resource_group_name,
+                app_name=app_name,
+                fqdn=app_fqdn(app_name, args.environment.default_domain),
+                container_name="model-api",
+                environment_id=args.environment.id,
+                registry_server=args.registry.login_server,
+                image=args.image,
+                port=API_PORT,
+                size=args.settings.api,
+                probes=Probes(
+                    startup_path=API_READINESS_PATH,
+                    liveness_path=API_LIVENESS_PATH,
+                    readiness_path=API_READINESS_PATH,
+                ),
+                tags=args.tags,
+                environment=environment,
+            ),
+            identity,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.url = service.url
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,74 @@
+"""The Container Apps environment (consumption) in the stack's VNet, with its logs in Log Analytics.
+
+Logs go through a diagnostic setting ("azure-monitor" destination) rather than the environment's
+"log-analytics" destination: that one needs the workspace's shared key, which would then sit in state
+and would need a key-listing permission even for a read-only preview.
+"""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.app as app
+import pulumi_azure_native.monitor as monitor
+import pulumi_azure_native.operationalinsights as operationalinsights
+
+from infra.config import StackSettings
+
+# Serverless, per-second billing, scale to zero; apps name it in `workload_profile_name`.
+CONSUMPTION_PROFILE = "Consumption"
+
+
+@dataclass(frozen=True)
+class AppsEnvironmentArgs:
+    resource_group_name: pulumi.Input[str]
+    settings: StackSettings
+    tags: dict[str, str]
+    subnet_id: pulumi.Input[str]
+
+
+class AppsEnvironment(pulumi.ComponentResource):
+    """Log Analytics workspace, the managed environment, and the setting that ships its logs."""
+
+    id: pulumi.Output[str]
+    default_domain: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AppsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:azure:AppsEnvironment", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            resource_group_name=args.resource_group_name,
+            sku=operationalinsights.WorkspaceSkuArgs(
+                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
+            ),
+            retention_in_days=args.settings.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+        environment = app.ManagedEnvironment(
+            f"{name}-environment",
+            resource_group_name=args.resource_group_name,
+            workload_profiles=[
+                app.WorkloadProfileArgs(name=CONSUMPTION_PROFILE, workload_profile_type=CONSUMPTION_PROFILE)
+            ],
+            # Not internal: the apps' ingress is public HTTPS (their own auth guards them); the VNet is
+            # what gives them a private path to the database.
+            vnet_configuration=app.VnetConfigurationArgs(
+                infrastructure_subnet_id=args.subnet_id, internal=False
+            ),
+            app_logs_configuration=app.AppLogsConfigurationArgs(destination="azure-monitor"),
+            tags=args.tags,
+            opts=child,
+        )
+        monitor.DiagnosticSetting(
+            f"{name}-diagnostics",
+            resource_uri=environment.id,
+            workspace_id=workspace.id,
+            logs=[monitor.DiagnosticsLogSettingsArgs(category_group="allLogs", enabled=True)],
+            opts=child,
+        )
+        self.id = environment.id
+        self.default_domain = environment.default_domain
+        self.register_outputs({"id": environment.id, "default_domain": environment.default_domain})

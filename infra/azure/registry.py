@@ -1,0 +1,107 @@
+"""Azure Container Registry with the admin user off, and a keyless, short-lived login for pushing.
+
+With no admin user there is no registry password at all. The program pushes with the deploying identity
+(a person's `az login`, or CI's federated identity): it asks the provider for that identity's Entra ID
+access token (`authorization.get_client_token`) and exchanges it at the registry's `/oauth2/exchange`
+endpoint for an ACR refresh token, which is what `docker login` takes as the password of the all-zero
+user (the same exchange `az acr login` makes). The token lives about three hours and stays a secret
+output; the deploying identity needs push rights on the registry (Contributor on the resource group
+includes them).
+
+Retention: only the Premium SKU has a retention policy (for untagged manifests), and it does not count
+images; the Basic SKU used here has none, so `registryKeepImages` is not enforced on Azure yet (an ACR
+Task running `acr purge --keep N` on a timer would do it, on any SKU).
+"""
+
+import json
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.authorization as authorization
+import pulumi_azure_native.containerregistry as containerregistry
+import pulumi_random as random
+
+from infra.config import StackSettings
+from infra.images import RegistryLogin
+from infra.naming import short_name
+
+# The user name ACR expects with a refresh token as the password.
+TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000"  # noqa: S105 - a fixed user name, not a secret
+# Registry names are global, 5-50 letters and digits: readable prefix + random suffix.
+NAME_PREFIX_LENGTH = 24
+RANDOM_SUFFIX_LENGTH = 6
+EXCHANGE_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ContainerRegistryArgs:
+    resource_group_name: pulumi.Input[str]
+    settings: StackSettings
+    tags: dict[str, str]
+
+
+class ContainerRegistry(pulumi.ComponentResource):
+    """The registry both images are pushed to and pulled from (by the apps' identities, with AcrPull)."""
+
+    id: pulumi.Output[str]
+    login_server: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ContainerRegistryArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:azure:ContainerRegistry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        suffix = random.RandomString(
+            f"{name}-suffix", length=RANDOM_SUFFIX_LENGTH, special=False, upper=False, opts=child
+        )
+        prefix = short_name(args.settings.stack, "images", max_length=NAME_PREFIX_LENGTH, alphanumeric=True)
+        registry = containerregistry.Registry(
+            f"{name}-registry",
+            registry_name=pulumi.Output.concat(prefix, suffix.result),
+            resource_group_name=args.resource_group_name,
+            sku=containerregistry.SkuArgs(name=containerregistry.SkuName.BASIC),
+            admin_user_enabled=False,
+            anonymous_pull_enabled=False,
+            tags=args.tags,
+            opts=child,
+        )
+        self.id = registry.id
+        self.login_server = registry.login_server
+        self.register_outputs({"id": registry.id, "login_server": registry.login_server})
+
+    def push_login(self, tenant_id: pulumi.Input[str]) -> RegistryLogin:
+        """A short-lived login for `infra.images.build_images`, from the deploying identity's token."""
+        aad_token = authorization.get_client_token_output().token
+        refresh_token = pulumi.Output.all(self.login_server, tenant_id, aad_token).apply(
+            lambda values: exchange_for_acr_refresh_token(values[0], values[1], values[2])
+        )
+        return RegistryLogin(
+            address=self.login_server,
+            repository_prefix=self.login_server,
+            username=TOKEN_USERNAME,
+            password=pulumi.Output.secret(refresh_token),
+        )
+
+
+def exchange_for_acr_refresh_token(login_server: str, tenant_id: str, aad_access_token: str) -> str:
+    """Trade an Entra ID access token for an ACR refresh token (ACR's documented OAuth2 exchange)."""
+    body = urllib.parse.urlencode(
+        {
+            "grant_type": "access_token",
+            "service": login_server,
+            "tenant": tenant_id,
+            "access_token": aad_access_token,
+        }
+    ).encode()
+    # Always https, to the registry this stack created.
+    request = urllib.request.Request(
+        f"https://{login_server}/oauth2/exchange",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=EXCHANGE_TIMEOUT_SECONDS) as response:  # noqa: S310
+        token: str = json.load(response)["refresh_token"]
+    return token
