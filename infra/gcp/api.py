@@ -1,0 +1,115 @@
+"""The model API on Cloud Run: serves one pinned model version, read straight from the bucket."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp.cloudrunv2 as cloudrunv2
+
+from infra.config import ApiAuth, ModelPin, StackSettings
+from infra.gcp import cloud_run
+from infra.gcp.apis import Api, RequiredApis
+from infra.gcp.secrets import ContainerSecrets, ContainerSecretsArgs
+from infra.gcp.service_accounts import runtime_identity
+from infra.gcp.storage import ArtifactBucket
+from infra.generated_secrets import StackSecrets
+from infra.naming import labels
+from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
+
+BUCKET_READER = "roles/storage.objectViewer"
+# Loading a model (download + unpickle) may take a while on a cold start from zero.
+STARTUP_PROBE_PERIOD_SECONDS = 5
+STARTUP_PROBE_FAILURES = 36
+
+
+@dataclass(frozen=True)
+class ModelApiArgs:
+    settings: StackSettings
+    model: ModelPin
+    secrets: StackSecrets
+    bucket: ArtifactBucket
+    image: pulumi.Input[str]  # by digest
+    project_number: pulumi.Input[str]
+    deployer: pulumi.Input[str]  # IAM member of the CI deploy account, which needs actAs on ours
+    apis: RequiredApis
+
+
+class ModelApi(pulumi.ComponentResource):
+    """Built only once a model version is pinned (`modelVersion` + `modelSource` in config).
+
+    A new stack's first `up` therefore succeeds before any model is registered: it stands up the tracking
+    server, you register a model there, then `scripts/promote.py --print-pin` gives the two config values
+    and the next `up` adds this service. The API's account can only read objects in the bucket: it needs
+    neither the tracking server nor its credentials to serve.
+    """
+
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops-stack:gcp:ModelApi", name, None, opts)
+        settings = args.settings
+        identity = runtime_identity(
+            name, settings, "api", args.deployer, self, args.apis.needed_by([Api.IAM])
+        )
+        bucket_access = args.bucket.grant(f"{name}-bucket-reader", BUCKET_READER, identity.member, self)
+        environment = api_environment(settings, args.secrets, args.model, image=args.image)
+        secrets = ContainerSecrets(
+            f"{name}-secrets",
+            ContainerSecretsArgs(
+                settings, environment.secrets, identity.member, args.apis.needed_by([Api.SECRET_MANAGER])
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        service_name = cloud_run.service_name(settings, "api")
+        service = cloudrunv2.Service(
+            f"{name}-service",
+            name=service_name,
+            project=settings.gcp_project,
+            location=settings.region,
+            ingress="INGRESS_TRAFFIC_ALL",
+            deletion_protection=False,  # stateless: the model it serves stays in the bucket
+            labels=labels(settings),
+            template=cloudrunv2.ServiceTemplateArgs(
+                service_account=identity.account.email,
+                scaling=cloud_run.scaling(settings.api),
+                labels=labels(settings),
+                containers=[
+                    cloudrunv2.ServiceTemplateContainerArgs(
+                        image=args.image,
+                        ports=cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=API_PORT),
+                        resources=cloud_run.resources(settings.api),
+                        envs=cloud_run.plain_env(environment.plain) + secrets.env,
+                        # No traffic until the model is loaded; restarted if the process stops answering.
+                        startup_probe=cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
+                            http_get=cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(
+                                path=API_READINESS_PATH
+                            ),
+                            period_seconds=STARTUP_PROBE_PERIOD_SECONDS,
+                            failure_threshold=STARTUP_PROBE_FAILURES,
+                        ),
+                        liveness_probe=cloudrunv2.ServiceTemplateContainerLivenessProbeArgs(
+                            http_get=cloudrunv2.ServiceTemplateContainerLivenessProbeHttpGetArgs(
+                                path=API_LIVENESS_PATH
+                            ),
+                            period_seconds=30,
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[
+                    *args.apis.needed_by([Api.RUN]),
+                    bucket_access,
+                    identity.deployable,
+                    *secrets.access,
+                ],
+            ),
+        )
+        if settings.api_auth is ApiAuth.API_KEY:
+            # Anyone may call; the service rejects requests without the stack's API key.
+            cloud_run.allow_public_invocation(name, service, self)
+        # ApiAuth.IAM: no invoker binding at all; grant roles/run.invoker to the callers that need it.
+        self.url = pulumi.Output.concat(
+            "https://", cloud_run.service_host(service_name, args.project_number, settings.region)
+        )
+        self.register_outputs({"url": self.url})

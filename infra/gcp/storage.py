@@ -1,0 +1,76 @@
+"""The GCS bucket MLflow proxies artifacts to: private, versioned, and destroyable only in sandboxes."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp.storage as storage
+
+from infra.config import StackSettings
+from infra.naming import labels, short_name
+
+ARTIFACT_PREFIX = "mlflow"  # MLflow's artifacts live under gs://<bucket>/mlflow
+
+
+@dataclass(frozen=True)
+class ArtifactBucketArgs:
+    settings: StackSettings
+    depends_on: list[pulumi.Resource]  # the Storage API
+
+
+class ArtifactBucket(pulumi.ComponentResource):
+    """Uniform bucket-level access and enforced public access prevention, so no object ACL or `allUsers`
+    grant can ever make an artifact public; access is granted per service account on this bucket only."""
+
+    bucket: storage.Bucket
+    artifact_root: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ArtifactBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:gcp:ArtifactBucket", name, None, opts)
+        settings = args.settings
+        self.bucket = storage.Bucket(
+            f"{name}-bucket",
+            # Bucket names are global: the project id keeps two projects' `gcp-dev` stacks apart.
+            name=short_name(settings.gcp_project or "", settings.stack, "mlflow", max_length=63),
+            project=settings.gcp_project,
+            location=settings.region,
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            versioning=storage.BucketVersioningArgs(enabled=True),
+            lifecycle_rules=[
+                # Overwritten or deleted artifacts stay recoverable as long as database backups are kept,
+                # so restoring the tracking database to any backup still finds that point's artifacts.
+                storage.BucketLifecycleRuleArgs(
+                    action=storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=storage.BucketLifecycleRuleConditionArgs(
+                        days_since_noncurrent_time=settings.backup_retention_days,
+                        with_state="ARCHIVED",
+                    ),
+                )
+            ],
+            # Sandboxes: `pulumi destroy` empties the bucket, and soft delete would keep (and bill) the
+            # objects for a week after. Elsewhere a non-empty bucket refuses to be deleted.
+            force_destroy=settings.is_sandbox,
+            soft_delete_policy=(
+                storage.BucketSoftDeletePolicyArgs(retention_duration_seconds=0)
+                if settings.is_sandbox
+                else None
+            ),
+            labels=labels(settings),
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect, depends_on=args.depends_on),
+        )
+        self.artifact_root = pulumi.Output.concat("gs://", self.bucket.name, f"/{ARTIFACT_PREFIX}")
+        self.register_outputs({"artifactRoot": self.artifact_root})
+
+    def grant(
+        self, resource_name: str, role: str, member: pulumi.Input[str], parent: pulumi.Resource
+    ) -> storage.BucketIAMMember:
+        """A role on this bucket only (never project-wide storage access), owned by the grantee."""
+        return storage.BucketIAMMember(
+            resource_name,
+            bucket=self.bucket.name,
+            role=role,
+            member=member,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )

@@ -1,0 +1,164 @@
+"""The MLflow tracking server on Cloud Run, with its own service account and least-privilege grants."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp.cloudrunv2 as cloudrunv2
+import pulumi_gcp.projects as projects
+
+from infra.config import StackSettings
+from infra.gcp import cloud_run
+from infra.gcp.apis import Api, RequiredApis
+from infra.gcp.database import TrackingDatabase
+from infra.gcp.secrets import ContainerSecrets, ContainerSecretsArgs
+from infra.gcp.service_accounts import runtime_identity
+from infra.gcp.storage import ArtifactBucket
+from infra.generated_secrets import StackSecrets
+from infra.naming import labels
+from infra.workloads import TRACKING_HEALTH_PATH, TRACKING_PORT, tracking_environment
+
+CLOUD_SQL_SOCKETS = "/cloudsql"  # where Cloud Run mounts the Cloud SQL connection's unix sockets
+BUCKET_WRITER = "roles/storage.objectAdmin"
+CLOUD_SQL_CLIENT = "roles/cloudsql.client"
+# MLflow upgrades its schema on first start, which can take a few minutes on the smallest tier.
+STARTUP_PROBE_PERIOD_SECONDS = 10
+STARTUP_PROBE_FAILURES = 30
+# Long requests: proxied artifact uploads and downloads stream through the server.
+REQUEST_TIMEOUT = "900s"
+
+
+@dataclass(frozen=True)
+class TrackingServiceArgs:
+    settings: StackSettings
+    secrets: StackSecrets
+    bucket: ArtifactBucket
+    database: TrackingDatabase
+    image: pulumi.Input[str]  # by digest
+    project_number: pulumi.Input[str]
+    deployer: pulumi.Input[str]  # IAM member of the CI deploy account, which needs actAs on ours
+    apis: RequiredApis
+
+
+class TrackingService(pulumi.ComponentResource):
+    """MLflow with basic auth, PostgreSQL through Cloud Run's Cloud SQL connection, artifacts proxied to the
+    bucket. Its account may write objects in this bucket, read its own three secrets and connect to this
+    database instance, and nothing else."""
+
+    url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: TrackingServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:gcp:TrackingService", name, None, opts)
+        settings = args.settings
+        identity = runtime_identity(
+            name, settings, "tracking", args.deployer, self, args.apis.needed_by([Api.IAM])
+        )
+        bucket_access = args.bucket.grant(f"{name}-bucket-writer", BUCKET_WRITER, identity.member, self)
+        # Cloud SQL has no instance-level IAM policy: the project binding is narrowed to this instance by a
+        # condition, so the account cannot connect to other instances in the project.
+        instance_path = pulumi.Output.concat(
+            "projects/", args.database.instance.project, "/instances/", args.database.instance.name
+        )
+        sql_access = projects.IAMMember(
+            f"{name}-cloudsql-client",
+            project=settings.gcp_project or "",
+            role=CLOUD_SQL_CLIENT,
+            member=identity.member,
+            condition=projects.IAMMemberConditionArgs(
+                title="this-stack-instance-only",
+                description="Connect only to the stack's own tracking database",
+                expression=instance_path.apply(
+                    lambda path: (
+                        f"resource.name == '{path}' && resource.type == 'sqladmin.googleapis.com/Instance'"
+                    )
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.apis.needed_by([Api.RESOURCE_MANAGER])),
+        )
+
+        service_name = cloud_run.service_name(settings, "tracking")
+        host = cloud_run.service_host(service_name, args.project_number, settings.region)
+        environment = tracking_environment(
+            settings,
+            args.secrets,
+            database_host=pulumi.Output.concat(f"{CLOUD_SQL_SOCKETS}/", args.database.connection_name),
+            database_name=args.database.database_name,
+            database_user=args.database.user_name,
+            artifacts_destination=args.bucket.artifact_root,
+            allowed_hosts=host,
+            # A unix socket to Cloud Run's Cloud SQL connection, which encrypts the hop to the instance
+            # itself (mutual TLS); libpq has no TLS to negotiate on a socket.
+            database_sslmode="disable",
+        )
+        secrets = ContainerSecrets(
+            f"{name}-secrets",
+            ContainerSecretsArgs(
+                settings, environment.secrets, identity.member, args.apis.needed_by([Api.SECRET_MANAGER])
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        probe = cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(path=TRACKING_HEALTH_PATH)
+        service = cloudrunv2.Service(
+            f"{name}-service",
+            name=service_name,
+            project=settings.gcp_project,
+            location=settings.region,
+            ingress="INGRESS_TRAFFIC_ALL",
+            # A service holds no data; the stack's data lives in the protected bucket and database.
+            deletion_protection=False,
+            labels=labels(settings),
+            template=cloudrunv2.ServiceTemplateArgs(
+                service_account=identity.account.email,
+                scaling=cloud_run.scaling(settings.tracking),
+                timeout=REQUEST_TIMEOUT,
+                labels=labels(settings),
+                volumes=[
+                    cloudrunv2.ServiceTemplateVolumeArgs(
+                        name="cloudsql",
+                        cloud_sql_instance=cloudrunv2.ServiceTemplateVolumeCloudSqlInstanceArgs(
+                            instances=[args.database.connection_name]
+                        ),
+                    )
+                ],
+                containers=[
+                    cloudrunv2.ServiceTemplateContainerArgs(
+                        image=args.image,
+                        ports=cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=TRACKING_PORT),
+                        resources=cloud_run.resources(settings.tracking),
+                        envs=cloud_run.plain_env(environment.plain) + secrets.env,
+                        volume_mounts=[
+                            cloudrunv2.ServiceTemplateContainerVolumeMountArgs(
+                                name="cloudsql", mount_path=CLOUD_SQL_SOCKETS
+                            )
+                        ],
+                        startup_probe=cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
+                            http_get=probe,
+                            period_seconds=STARTUP_PROBE_PERIOD_SECONDS,
+                            failure_threshold=STARTUP_PROBE_FAILURES,
+                        ),
+                        liveness_probe=cloudrunv2.ServiceTemplateContainerLivenessProbeArgs(
+                            http_get=cloudrunv2.ServiceTemplateContainerLivenessProbeHttpGetArgs(
+                                path=TRACKING_HEALTH_PATH
+                            ),
+                            period_seconds=30,
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Cloud Run checks the account's access when it deploys a revision; IAM must be in place.
+                depends_on=[
+                    *args.apis.needed_by([Api.RUN]),
+                    bucket_access,
+                    sql_access,
+                    identity.deployable,
+                    *secrets.access,
+                ],
+            ),
+        )
+        # Public: MLflow's basic auth guards every request except /health.
+        cloud_run.allow_public_invocation(name, service, self)
+        self.url = pulumi.Output.concat("https://", host)
+        self.register_outputs({"url": self.url})
