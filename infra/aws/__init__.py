@@ -1,0 +1,126 @@
+"""The platform on AWS: S3 + KMS for artifacts, ECR, Aurora/RDS PostgreSQL, ECS Express Mode services for
+MLflow and the model API, Secrets Manager, and GitHub OIDC roles for CI.
+
+Every resource is a child of one `AwsPlatform` component whose explicit provider carries the stack's tags
+(`infra.naming.labels`) as `default_tags`, so nothing is left untagged and the sandbox sweeper can find
+everything by its `expires-at` tag.
+"""
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.aws.account import lookup_account
+from infra.aws.api import ModelApi, ModelApiArgs
+from infra.aws.ci_identity import CiIdentity, CiIdentityArgs
+from infra.aws.cluster import ServiceCluster, ServiceClusterArgs
+from infra.aws.database import Database, DatabaseArgs
+from infra.aws.network import Network, NetworkArgs
+from infra.aws.registry import Registry, RegistryArgs
+from infra.aws.storage import ArtifactStore, ArtifactStoreArgs
+from infra.aws.tracking import TrackingServer, TrackingServerArgs
+from infra.config import StackSettings
+from infra.generated_secrets import StackSecrets
+from infra.images import build_images
+from infra.naming import labels
+from infra.platform import PlatformOutputs
+
+
+class AwsPlatform(pulumi.ComponentResource):
+    """Root of the stack's AWS resources."""
+
+    outputs: PlatformOutputs
+
+    def __init__(self, name: str, settings: StackSettings) -> None:
+        provider = aws.Provider(
+            "aws",
+            region=settings.region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=labels(settings)),
+        )
+        super().__init__("mlops-stack:aws:Platform", name, None, pulumi.ResourceOptions(providers=[provider]))
+        child = pulumi.ResourceOptions(parent=self)
+        account = lookup_account(settings.region, self)
+        secrets = StackSecrets(f"{name}-secrets", settings, opts=child)
+
+        network = Network(f"{name}-network", NetworkArgs(settings), opts=child)
+        store = ArtifactStore(f"{name}-artifacts", ArtifactStoreArgs(settings), opts=child)
+        registry = Registry(f"{name}-registry", RegistryArgs(settings), opts=child)
+        images = build_images(name, settings, registry.login(), parent=self)
+        database = Database(
+            f"{name}-database",
+            DatabaseArgs(
+                settings=settings,
+                subnet_ids=network.database_subnet_ids,
+                security_group_id=network.database_security_group_id,
+                password=secrets.database_password,
+            ),
+            opts=child,
+        )
+        cluster = ServiceCluster(f"{name}-ecs", ServiceClusterArgs(settings, account), opts=child)
+        tracking = TrackingServer(
+            f"{name}-tracking",
+            TrackingServerArgs(
+                settings=settings,
+                account=account,
+                secrets=secrets,
+                image=images.tracking,
+                store=store,
+                database_host=database.host,
+                serverless_database=database.is_serverless,
+                cluster_name=cluster.cluster_name,
+                infrastructure_role_arn=cluster.infrastructure_role_arn,
+                repository_arns=registry.repository_arns,
+                subnet_ids=network.public_subnet_ids,
+                security_group_id=network.tracking_security_group_id,
+            ),
+            opts=child,
+        )
+        api_url: pulumi.Input[str] = ""
+        if settings.model is not None:
+            api = ModelApi(
+                f"{name}-api",
+                ModelApiArgs(
+                    settings=settings,
+                    account=account,
+                    secrets=secrets,
+                    model=settings.model,
+                    image=images.api,
+                    store=store,
+                    cluster_name=cluster.cluster_name,
+                    infrastructure_role_arn=cluster.infrastructure_role_arn,
+                    repository_arns=registry.repository_arns,
+                    subnet_ids=network.public_subnet_ids,
+                    security_group_id=network.api_security_group_id,
+                ),
+                opts=child,
+            )
+            api_url = api.url
+        ci = CiIdentity(
+            f"{name}-ci",
+            CiIdentityArgs(
+                settings=settings,
+                account=account,
+                artifact_objects_arn=store.artifact_objects_arn,
+                artifact_key_arn=store.key_arn,
+            ),
+            opts=child,
+        )
+        self.outputs = PlatformOutputs(
+            tracking_uri=tracking.url,
+            artifact_root=store.artifact_root,
+            registry=registry.repository_prefix,
+            api_url=api_url,
+            model_uri=settings.model.source if settings.model else "",
+            ci_identity={
+                "deployRoleArn": ci.deploy_role_arn,
+                "previewRoleArn": ci.preview_role_arn,
+                "region": settings.region,
+            },
+            tracking_admin_password=secrets.tracking_admin_password,
+            api_key=secrets.api_key,
+        )
+        self.register_outputs({"trackingUri": tracking.url})
+
+
+def build_platform(settings: StackSettings) -> PlatformOutputs:
+    """Build the AWS platform for this stack (the contract in infra/platform.py)."""
+    return AwsPlatform(settings.stack, settings).outputs

@@ -1,0 +1,115 @@
+"""PostgreSQL for MLflow, in isolated subnets, reachable only from the tracking server's security group.
+
+`databaseTier=serverless` (the dev and sandbox default): Aurora Serverless v2 with a minimum of 0 ACU, so an
+idle database pauses and costs only its storage. `databaseTier=db.<class>`: a single RDS PostgreSQL instance
+of that class (Aurora's smallest class is larger than the classes people pick for a small tracking server).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_aws import rds
+
+from infra.config import StackSettings
+from infra.naming import short_name
+
+SERVERLESS_TIER = "serverless"
+DATABASE_NAME = "mlflow"
+DATABASE_USER = "mlflow"
+# 0 ACU needs Aurora PostgreSQL 13.15, 14.12, 15.7, 16.3 or later.
+AURORA_ENGINE_VERSION = "16.6"
+POSTGRES_ENGINE_VERSION = "16.6"
+SERVERLESS_MAX_ACU = 2.0
+# Pause after 5 idle minutes (the minimum AWS allows): MLflow holds no idle connections (NullPool).
+SECONDS_UNTIL_AUTO_PAUSE = 300
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    settings: StackSettings
+    subnet_ids: list[pulumi.Output[str]]
+    security_group_id: pulumi.Input[str]
+    password: pulumi.Output[str]
+
+
+class Database(pulumi.ComponentResource):
+    """Aurora Serverless v2 or an RDS instance, private, encrypted, protected in prod."""
+
+    host: pulumi.Output[str]
+    is_serverless: bool
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops-stack:aws:Database", name, None, opts)
+        settings = args.settings
+        self.is_serverless = settings.database_tier == SERVERLESS_TIER
+        subnets = rds.SubnetGroup(
+            f"{name}-subnets", subnet_ids=args.subnet_ids, opts=pulumi.ResourceOptions(parent=self)
+        )
+        data = pulumi.ResourceOptions(parent=self, protect=settings.protect)
+        common: dict[str, Any] = {
+            "db_subnet_group_name": subnets.name,
+            "vpc_security_group_ids": [args.security_group_id],
+            "storage_encrypted": True,
+            "deletion_protection": settings.protect,
+            "backup_retention_period": _retention_days(settings, self.is_serverless),
+            # Sandboxes leave nothing behind; every other environment keeps a final snapshot.
+            "skip_final_snapshot": settings.is_sandbox,
+            "final_snapshot_identifier": None
+            if settings.is_sandbox
+            else short_name(settings.stack, "mlflow-final", max_length=63),
+            "copy_tags_to_snapshot": True,
+        }
+        if self.is_serverless:
+            cluster = rds.Cluster(
+                f"{name}-cluster",
+                engine="aurora-postgresql",
+                engine_mode="provisioned",
+                engine_version=AURORA_ENGINE_VERSION,
+                database_name=DATABASE_NAME,
+                master_username=DATABASE_USER,
+                master_password=args.password,
+                serverlessv2_scaling_configuration=rds.ClusterServerlessv2ScalingConfigurationArgs(
+                    min_capacity=0.0,
+                    max_capacity=SERVERLESS_MAX_ACU,
+                    seconds_until_auto_pause=SECONDS_UNTIL_AUTO_PAUSE,
+                ),
+                **common,
+                opts=data,
+            )
+            rds.ClusterInstance(
+                f"{name}-writer",
+                cluster_identifier=cluster.id,
+                instance_class="db.serverless",
+                engine=cluster.engine,
+                engine_version=cluster.engine_version,
+                db_subnet_group_name=subnets.name,
+                publicly_accessible=False,
+                opts=data,
+            )
+            self.host = cluster.endpoint
+        else:
+            instance = rds.Instance(
+                f"{name}-instance",
+                engine="postgres",
+                engine_version=POSTGRES_ENGINE_VERSION,
+                instance_class=settings.database_tier,
+                allocated_storage=20,
+                max_allocated_storage=100,
+                storage_type="gp3",
+                db_name=DATABASE_NAME,
+                username=DATABASE_USER,
+                password=args.password,
+                publicly_accessible=False,
+                **common,
+                opts=data,
+            )
+            self.host = instance.address
+        self.register_outputs({"host": self.host})
+
+
+def _retention_days(settings: StackSettings, serverless: bool) -> int:
+    """Days of automated backups; Aurora cannot turn them off, so a sandbox keeps the minimum of one day."""
+    if settings.backups:
+        return settings.backup_retention_days
+    return 1 if serverless else 0
