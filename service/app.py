@@ -25,7 +25,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     startup probe on /readyz then decides (Cloud Run, ECS and Container Apps replace the instance); an
     exit would lose the reason that /readyz shows.
     """
-    settings = settings or Settings()  # type: ignore[call-arg]  (MODEL_URI comes from the environment)
+    # MODEL_URI comes from the environment when no settings are given.
+    settings = settings or Settings()  # type: ignore[call-arg]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,6 +1,7 @@
 """Optional API key: `X-API-Key: <key>` or `Authorization: Bearer <key>`, compared in constant time."""
 
 import hmac
+from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -13,8 +14,8 @@ _bearer = HTTPBearer(auto_error=False, description="The API key as a bearer toke
 
 def require_api_key(
     request: Request,
-    api_key: str | None = Security(_api_key_header),
-    bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> None:
     """Pass when no key is configured, or when the request presents it; else 401."""
     expected = request.app.state.settings.api_key

@@ -5,6 +5,7 @@ logged with its traceback and answered with a 500 that reveals nothing.
 """
 
 import logging
+from collections.abc import Mapping
 
 import orjson
 from fastapi import FastAPI, Request
@@ -30,17 +31,17 @@ _CODES = {
 class ApiError(Exception):
     """A request we refuse, with the status and the message the client gets."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """The JSON error body every route and middleware answers with."""
     body = orjson.dumps({"error_code": _CODES.get(status, "ERROR"), "message": message})
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(body, status_code=status, media_type="application/json", headers=dict(headers or {}))
 
 
 def install_error_handlers(app: FastAPI) -> None:

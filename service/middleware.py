@@ -40,7 +40,7 @@ class RequestMetrics:
             LATENCY.labels(*labels).observe(time.perf_counter() - started)
 
 
-class BodyTooLarge(ApiError):
+class BodyTooLargeError(ApiError):
     """Raised from `receive` as soon as the streamed body passes the limit."""
 
     def __init__(self, limit: int) -> None:
@@ -66,7 +66,7 @@ class RequestGuard:
         limit = self.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await error_response(413, BodyTooLarge(limit).message)(scope, receive, send)
+            await error_response(413, BodyTooLargeError(limit).message)(scope, receive, send)
             return
         received = 0
         started = False
@@ -77,7 +77,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLargeError(limit)
             return message
 
         async def tracked_send(message: Message) -> None:

@@ -26,7 +26,7 @@ _FORMAT_HELP = (
 )
 
 
-class _NeedsPyfunc(Exception):
+class _NeedsPyfuncError(Exception):
     """The request is valid-looking but outside the fast path: let MLflow parse it."""
 
 
@@ -45,7 +45,7 @@ def score(body: bytes, content_type: str | None, model: ServedModel, max_rows: i
         payload = _json_object(body)
         try:
             matrix = _numeric_matrix(payload, model)
-        except _NeedsPyfunc:
+        except _NeedsPyfuncError:
             return _score_with_pyfunc(lambda schema: _mlflow_json(payload, schema), model, max_rows)
         _check_row_count(matrix.shape[0], max_rows)
         return _fast_scored(model.predict_matrix(matrix))
@@ -81,9 +81,9 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _numeric_matrix(payload: dict[str, Any], model: ServedModel) -> NDArray[np.float64]:
-    """The request as float64 rows in signature order, or _NeedsPyfunc when it is not that simple."""
+    """The request as float64 rows in signature order, or _NeedsPyfuncError when it is not that simple."""
     if not model.numeric_inputs or "params" in payload:
-        raise _NeedsPyfunc
+        raise _NeedsPyfuncError
     if "dataframe_split" in payload:
         return _from_split(payload["dataframe_split"], model)
     data = payload.get("dataframe_records", payload.get("instances", payload.get("inputs")))
@@ -91,7 +91,7 @@ def _numeric_matrix(payload: dict[str, Any], model: ServedModel) -> NDArray[np.f
         return _from_records(data, model)
     if isinstance(data, dict) and "inputs" in payload:
         return _from_columns(data, model)
-    raise _NeedsPyfunc
+    raise _NeedsPyfuncError
 
 
 def _from_split(split: Any, model: ServedModel) -> NDArray[np.float64]:
@@ -99,7 +99,7 @@ def _from_split(split: Any, model: ServedModel) -> NDArray[np.float64]:
         raise ApiError(400, f'"dataframe_split" needs "columns" and "data" lists. {_FORMAT_HELP}')
     columns = split.get("columns")
     if not isinstance(columns, list):
-        raise _NeedsPyfunc
+        raise _NeedsPyfuncError
     _check_columns(columns, model)
     order = [columns.index(name) for name in model.column_names]
     rows = split["data"]
@@ -116,7 +116,7 @@ def _from_records(records: list[Any], model: ServedModel) -> NDArray[np.float64]
     values = []
     for number, record in enumerate(records):
         if not isinstance(record, dict):
-            raise _NeedsPyfunc
+            raise _NeedsPyfuncError
         if len(record) != len(names) or any(name not in record for name in names):
             _check_columns(list(record), model, where=f"row {number}")
         values.append([record[name] for name in names])
@@ -139,7 +139,7 @@ def _checked_matrix(rows: list[list[Any]], model: ServedModel) -> NDArray[np.flo
             kind = type(value)
             if kind is not float and kind is not int:
                 if value is None:
-                    raise _NeedsPyfunc
+                    raise _NeedsPyfuncError
                 raise ApiError(400, f"Column {name!r} in row {number} must be a number, got {value!r:.60}.")
     return np.array(rows, dtype=np.float64)
 

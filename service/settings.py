@@ -56,4 +56,4 @@ class Settings(BaseSettings):
     """Server processes (each loads the model); defaults to the CPUs this container may use."""
 
     shutdown_timeout_seconds: Annotated[int, Field(gt=0)] = 8
-    """On SIGTERM, how long in-flight requests may finish before the process exits (Cloud Run kills at 10 s)."""
+    """On SIGTERM, how long in-flight requests may finish before exit (Cloud Run kills at 10 s)."""

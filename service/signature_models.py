@@ -34,7 +34,7 @@ def row_model(model: ServedModel) -> type[BaseModel]:
     fields: dict[str, Any] = {
         field_name(position): _row_field(column) for position, column in enumerate(model.columns)
     }
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "InputRow",
         __config__=ConfigDict(extra="forbid", strict=True, populate_by_name=False),
         **fields,
@@ -51,11 +51,12 @@ def _row_field(column: InputColumn) -> tuple[Any, Any]:
 
 def request_model(model: ServedModel, max_rows: int) -> type[BaseModel]:
     """`{"rows": [InputRow, ...]}`: at least one row, at most MAX_ROWS (more is a 413)."""
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    rows_type: Any = list[row_model(model)]  # type: ignore[misc]
+    return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         rows=(
-            list[row_model(model)],  # type: ignore[misc]
+            rows_type,
             Field(min_length=1, description=f"Rows to predict, in any order of keys; at most {max_rows}."),
         ),
     )
@@ -67,7 +68,7 @@ def response_model(model: ServedModel) -> type[BaseModel]:
     item: Any = Any
     if len(outputs) == 1:
         item = _PYTHON_TYPES.get(str(getattr(outputs[0].type, "name", outputs[0].type)), Any)
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "PredictResponse",
         predictions=(list[item], Field(description="One prediction per row, in the order sent.")),
     )
