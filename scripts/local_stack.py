@@ -69,8 +69,9 @@ class PortSetting:
                 probe.bind((HOST, self.port))
             except OSError as error:
                 raise LocalStackError(
-                    f"port {self.port} on {HOST} ({self.role}) is busy ({error.strerror}): stop what uses it, "
-                    f"or pick another port with {self.env_var}=<port> make local (or {self.flag} <port>)"
+                    f"port {self.port} on {HOST} ({self.role}) is busy ({error.strerror}): "
+                    f"stop what uses it, or pick another port with {self.env_var}=<port> make local "
+                    f"(or {self.flag} <port>)"
                 ) from error
 
 

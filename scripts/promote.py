@@ -52,13 +52,19 @@ class ChampionPin:
 
 
 def version_by_alias(client: MlflowClient, model_name: str, alias: str) -> str | None:
-    """The version behind `alias`, or None if the alias (or the model) does not exist."""
+    """The version behind `alias`, or None if the alias (or the model) does not exist.
+
+    Read from the model's alias map: asking the server for a missing alias is a 400 (like a malformed
+    request), which a caller could not tell from a real error.
+    """
     try:
-        return str(client.get_model_version_by_alias(model_name, alias).version)
+        aliases = client.get_registered_model(model_name).aliases
     except MlflowException as error:
         if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             return None
         raise
+    version = aliases.get(alias)
+    return None if version is None else str(version)
 
 
 def version_metric(client: MlflowClient, model_name: str, version: str, metric: str) -> float:

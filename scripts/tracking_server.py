@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 
@@ -126,7 +126,7 @@ def start_tracking_server(
     )
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = HEALTH_TIMEOUT_S) -> None:
+def wait_until_healthy(url: str, process: subprocess.Popen[Any], timeout: float = HEALTH_TIMEOUT_S) -> None:
     """Poll `url` until it answers 200; fail fast if `process` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -143,7 +143,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: floa
     raise ServerStartError(f"{url} did not answer 200 within {timeout:.0f}s")
 
 
-def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+def stop_process_group(process: subprocess.Popen[Any], grace: float = 15.0) -> None:
     """SIGTERM the process and everything it spawned (its session); SIGKILL what is left after `grace` s.
 
     `mlflow server` runs its web workers as children: signalling only the CLI process can leave them
