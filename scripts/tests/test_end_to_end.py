@@ -10,14 +10,13 @@ from mlflow.tracking import MlflowClient
 from scripts import example_model
 from scripts.local_stack import start_model_api
 from scripts.promote import CHAMPION_ALIAS, promote, version_by_alias
+from scripts.tests.sizes import SMALL
 from scripts.tracking_server import stop_process_group, wait_until_healthy
 from scripts.train import train_and_register
 from testing.mlflow_server import MlflowServer
 from testing.ports import free_port
 
 pytestmark = pytest.mark.slow
-
-SMALL = {"n_estimators": 5, "n_rows": 300}
 
 
 def test_mlflow_refuses_requests_without_credentials(mlflow_server: MlflowServer) -> None:

@@ -76,9 +76,12 @@ def local_stack(state_dir: Path, mlflow_port: int, api_port: int) -> Iterator[St
     run = StackRun(process)
     assert process.stdout is not None
     stdout = process.stdout
-    threading.Thread(
-        target=lambda: [run.lines.put(line.rstrip("\n")) for line in stdout], daemon=True
-    ).start()
+
+    def pump() -> None:
+        for line in stdout:
+            run.lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
         yield run
     finally:

@@ -9,14 +9,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from scripts.promote import CHAMPION_ALIAS, PromotionError, champion_pin, main, promote, version_by_alias
+from scripts.tests.sizes import STRONG, WEAK
 from scripts.train import train_and_register
 from testing.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
 
-# Few trees on few rows score clearly worse than more trees on more rows, so the order is known.
-WEAK = {"n_estimators": 1, "n_rows": 200}
-STRONG = {"n_estimators": 10, "n_rows": 800}
 PROMOTE_CLI = [sys.executable, "-m", "scripts.promote"]
 
 

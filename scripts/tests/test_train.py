@@ -10,12 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from scripts import example_model
+from scripts.tests.sizes import SMALL
 from scripts.train import CHALLENGER_ALIAS, SKOPS_TRUSTED_TYPES, main, train_and_register
 from testing.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
-
-SMALL = {"n_estimators": 5, "n_rows": 300}
 
 
 def test_registers_a_challenger_that_loads_back_with_metrics_signature_and_example(
