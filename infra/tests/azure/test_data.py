@@ -3,6 +3,7 @@
 import re
 
 from infra.config import ENVIRONMENT_DEFAULTS, Environment
+from infra.naming import short_name
 from infra.tests.azure.conftest import (
     STACKS,
     AzureRun,
@@ -26,7 +27,9 @@ def test_storage_account_is_private_https_only_and_keyless(azure_run: AzureRun) 
     assert account["defaultToOAuthAuthentication"] is True
     # Global name: 3-24 lowercase letters and digits, readable prefix from the stack + random suffix.
     assert re.fullmatch(r"[a-z0-9]{3,24}", account["accountName"]), account["accountName"]
-    assert account["accountName"].startswith(re.sub(r"[^a-z0-9]", "", azure_run.stack)[:18])
+    prefix = short_name(azure_run.stack, "mlflow", max_length=18, alphanumeric=True)
+    assert account["accountName"].startswith(prefix)
+    assert len(account["accountName"]) == len(prefix) + 6
     container = azure_run.run.one("azure-native:storage:BlobContainer").inputs
     assert container["publicAccess"] == "None"
     assert container["accountName"] == account["accountName"]

@@ -1,0 +1,19 @@
+"""The committed example stacks are valid Azure configs."""
+
+import pytest
+import yaml
+
+from infra.config import Cloud, Environment, load_settings
+from infra.tests.paths import REPOSITORY_ROOT
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_example_stack_loads(environment: str) -> None:
+    stack = f"azure-{environment}"
+    config = yaml.safe_load((REPOSITORY_ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    settings = load_settings(
+        read=lambda key: None if config.get(key) is None else str(config[key]), stack=stack
+    )
+    assert settings.cloud is Cloud.AZURE
+    assert settings.environment is Environment(environment)
+    assert settings.model is None  # a new stack's first `up` needs no model
