@@ -74,6 +74,8 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
         outputs["ingressPaths"] = [{"accessType": "PUBLIC", "endpoint": endpoint}]
     elif args.typ == "aws:secretsmanager/secret:Secret":
         outputs["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{inputs['namePrefix']}AbCdEf"
+    elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+        outputs["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{inputs['name']}"
     elif args.typ == "docker-build:index:Image":
         outputs["ref"] = f"{inputs['tags'][0]}@sha256:{'0' * 64}"
     return outputs
@@ -81,7 +83,12 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
 
 def calls(args: MockCallArgs) -> dict[str, Any]:
     if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-        return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci", "userId": "AIDA", "id": "x"}
+        return {
+            "accountId": ACCOUNT_ID,
+            "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci",
+            "userId": "AIDA",
+            "id": "x",
+        }
     if args.token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
     if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
