@@ -53,7 +53,8 @@ def test_database_is_in_subnets_without_a_route_out(environment: str) -> None:
     database_subnets = {
         f"{s.name}-id" for s in run.of_type("aws:ec2/subnet:Subnet") if "-database-" in s.name
     }
-    assert set(subnet_group["subnetIds"]) == database_subnets and len(database_subnets) == 2
+    assert set(subnet_group["subnetIds"]) == database_subnets
+    assert len(database_subnets) == 2
     for subnet in run.of_type("aws:ec2/subnet:Subnet"):
         if "-database-" in subnet.name:
             assert subnet.inputs["mapPublicIpOnLaunch"] is False
@@ -73,10 +74,12 @@ def test_only_the_tracking_security_group_reaches_postgres(environment: str) -> 
     (rule,) = [r.inputs for r in ingress if r.inputs["securityGroupId"] == database_sg]
     assert rule["referencedSecurityGroupId"] == tracking_sg
     assert (rule["fromPort"], rule["toPort"], rule["ipProtocol"]) == (5432, 5432, "tcp")
-    assert "cidrIpv4" not in rule and "cidrIpv6" not in rule
+    assert "cidrIpv4" not in rule
+    assert "cidrIpv6" not in rule
     # Security groups carry no inline rules that could open anything else.
     for group in run.of_type("aws:ec2/securityGroup:SecurityGroup"):
-        assert not group.inputs.get("ingress") and not group.inputs.get("egress")
+        assert not group.inputs.get("ingress")
+        assert not group.inputs.get("egress")
     tracking = express_service(run, "tracking").inputs["networkConfigurations"][0]
     assert tracking["securityGroups"] == [tracking_sg]
 

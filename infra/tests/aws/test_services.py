@@ -52,7 +52,8 @@ def test_pinning_a_model_adds_the_api_serving_it(environment: str) -> None:
     env = plain_env(api)
     assert env["MODEL_URI"] == run.outputs["modelUri"] == with_model(environment)["mlops-stack:modelSource"]
     assert (env["MODEL_NAME"], env["MODEL_VERSION"], env["PORT"]) == ("throughput", "1", "8000")
-    assert env["IMAGE"].startswith(f"{run.outputs['registry']}/model-api:") and "@sha256:" in env["IMAGE"]
+    assert env["IMAGE"].startswith(f"{run.outputs['registry']}/model-api:")
+    assert "@sha256:" in env["IMAGE"]
     assert api.inputs["healthCheckPath"] == "/readyz"
     assert api.inputs["primaryContainer"]["containerPort"] == 8000
     assert run.outputs["apiUrl"] == f"https://{api.inputs['serviceName']}.ecs.{REGION}.on.aws"
@@ -144,7 +145,8 @@ def test_execution_role_reads_only_its_own_secrets_images_and_logs(purpose: str)
     assert log_group.inputs["retentionInDays"] == 14
     # The one unavoidable wildcard: ecr:GetAuthorizationToken has no resource-level permissions.
     wildcards = [sid for sid, s in granted.items() if "*" in s["Resource"]]
-    assert wildcards == ["EcrLogin"] and granted["EcrLogin"]["Action"] == ["ecr:GetAuthorizationToken"]
+    assert wildcards == ["EcrLogin"]
+    assert granted["EcrLogin"]["Action"] == ["ecr:GetAuthorizationToken"]
 
 
 def test_task_roles_tracking_reads_and_writes_artifacts_api_only_reads() -> None:
