@@ -1,0 +1,102 @@
+"""GCP stacks under Pulumi mocks: config per environment, and what GCP computes (emails, names, URLs)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from pulumi.runtime import MockCallArgs, MockResourceArgs
+
+from testing import pulumi_program
+from testing.pulumi_program import ProgramRun, RecordingMocks, run_program
+
+PROJECT = "acme-ml"
+PROJECT_NUMBER = "123456789012"
+REGION = "europe-west1"
+REPOSITORY = "my-org/mlops-stack"
+STACKS = {"dev": "gcp-dev", "prod": "gcp-prod", "sandbox": "gcp-sandbox-alice"}
+MODEL_SOURCE = "gs://acme-ml-gcp-dev-mlflow/mlflow/1/models/m-0123456789abcdef/artifacts"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def config_for(environment: str, **overrides: str | None) -> dict[str, str]:
+    """A valid GCP stack config; overrides use bare project keys (`modelVersion`) or full `ns:key`
+    names, and None removes a key."""
+    config = {
+        "mlops-stack:cloud": "gcp",
+        "mlops-stack:environment": environment,
+        "mlops-stack:githubRepository": REPOSITORY,
+        "gcp:project": PROJECT,
+        "gcp:region": REGION,
+    }
+    if environment == "sandbox":
+        config["mlops-stack:sandboxExpiresAt"] = "2026-12-01T18:00:00Z"
+    for key, value in overrides.items():
+        full = key if ":" in key else f"mlops-stack:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = value
+    return config
+
+
+def with_model(**overrides: str | None) -> dict[str, str | None]:
+    return {"modelVersion": "3", "modelSource": MODEL_SOURCE, **overrides}
+
+
+def gcp_outputs(args: MockResourceArgs) -> Mapping[str, Any]:
+    """What GCP (and the providers) compute from what we send, as the real API would."""
+    inputs = args.inputs
+    if args.typ == "gcp:serviceaccount/account:Account":
+        email = f"{inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
+        return {"email": email, "name": f"projects/{PROJECT}/serviceAccounts/{email}"}
+    if args.typ == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
+        pool = inputs["workloadIdentityPoolId"]
+        return {"name": f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool}"}
+    if args.typ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
+        pool, provider = inputs["workloadIdentityPoolId"], inputs["workloadIdentityPoolProviderId"]
+        pools = f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools"
+        return {"name": f"{pools}/{pool}/providers/{provider}"}
+    if args.typ == "gcp:sql/databaseInstance:DatabaseInstance":
+        return {"connectionName": f"{PROJECT}:{REGION}:{inputs['name']}"}
+    if args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
+        return {"version": "1"}
+    if args.typ == "random:index/randomId:RandomId":
+        return {"hex": "a1b2c3"}
+    if args.typ == "docker-build:index:Image":
+        return {"ref": f"{inputs['tags'][0]}@{DIGEST}"}
+    return {}
+
+
+def gcp_calls(args: MockCallArgs) -> Mapping[str, Any]:
+    if args.token == "gcp:organizations/getProject:getProject":
+        return {"projectId": PROJECT, "number": PROJECT_NUMBER}
+    if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+        return {"accessToken": "mock-access-token", "project": PROJECT, "region": REGION}
+    return {}
+
+
+class _InvokeSafeMocks(RecordingMocks):
+    """RecordingMocks.call returns `(result, None)`, which pulumi's mock monitor iterates as the list of
+    failures and crashes on; a plain dict means "no failures". (Reported to testing/'s owner.)"""
+
+    def call(self, args: MockCallArgs) -> Any:
+        result, _ = super().call(args)
+        return result
+
+
+def run_gcp(environment: str, **overrides: str | None) -> ProgramRun:
+    config = config_for(environment, **overrides)
+    original = pulumi_program.RecordingMocks
+    pulumi_program.RecordingMocks = _InvokeSafeMocks  # type: ignore[misc]
+    try:
+        return run_program(config, STACKS[environment], gcp_outputs, gcp_calls)
+    finally:
+        pulumi_program.RecordingMocks = original  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module", params=sorted(STACKS))
+def stack_run(request: pytest.FixtureRequest) -> ProgramRun:
+    """Each environment with a model pinned (so both services exist), run once per test module."""
+    run = run_gcp(request.param, **with_model())
+    print(f"\n{STACKS[request.param]}: program under mocks took {run.seconds * 1000:.0f} ms")
+    return run
