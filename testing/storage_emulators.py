@@ -182,17 +182,23 @@ def azurite_blob() -> Iterator[AzuriteBlob]:
     workspace = Path(tempfile.mkdtemp(prefix="mlops-azurite-"))
     log = (workspace / "azurite.log").open("wb")
     command = [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
-    command += ["--location", str(workspace), "--inMemoryPersistence", "--silent"]
+    command += ["--inMemoryPersistence", "--silent"]
     command += ["--loose", "--skipApiVersionCheck", "--disableTelemetry"]
     node_dir = str(Path(shutil.which("node") or "node").parent)
     process = subprocess.Popen(
         command,
         env={"PATH": node_dir, "AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{key}"},
+        cwd=workspace,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port(port, timeout=30)
+        try:
+            wait_for_port(port, timeout=30)
+        except TimeoutError as error:
+            log.flush()
+            output = (workspace / "azurite.log").read_text(errors="replace")
+            pytest.fail(f"Azurite did not start ({error}):\n{output}")
         yield AzuriteBlob(
             connection_string=(
                 f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
