@@ -214,3 +214,14 @@ def test_prebuilt_images_are_deployed_as_given_without_a_build() -> None:
     run = run_aws("dev", config_for("dev", trackingImage=image))
     assert express_service(run, "tracking").inputs["primaryContainer"]["image"] == image
     assert [i.name for i in run.of_type("docker-build:index:Image")] == ["aws-dev-api-image"]
+
+
+def test_every_environment_exports_the_contract_outputs(environment: str) -> None:
+    """Also prints the program's time under mocks (reported, never asserted: the machine is shared)."""
+    run = run_aws(environment, with_model(environment))
+    print(
+        f"\naws {environment} (with a model) under mocks: {run.seconds:.3f}s, {len(run.resources)} resources"
+    )
+    for name in ("trackingUri", "artifactRoot", "registry", "apiUrl", "modelUri", "ciIdentity"):
+        assert run.outputs[name], name
+    assert run.outputs["trackingUri"].startswith("https://")
