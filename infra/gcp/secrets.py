@@ -48,10 +48,11 @@ class ContainerSecrets(pulumi.ComponentResource):
                 labels=labels(settings),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
             )
+            data: pulumi.Output[str] = pulumi.Output.secret(value)
             version = secretmanager.SecretVersion(
                 f"{name}-{purpose}-version",
                 secret=secret.id,
-                secret_data=pulumi.Output.secret(value),
+                secret_data=data,
                 opts=child,
             )
             self.access.append(
