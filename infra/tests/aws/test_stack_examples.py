@@ -1,0 +1,21 @@
+"""The committed example stacks are valid and build the platform they describe."""
+
+import pytest
+import yaml
+
+from infra.tests.aws.conftest import express_service, run_aws
+from infra.tests.paths import REPOSITORY_ROOT
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_example_stack_builds(environment: str) -> None:
+    path = REPOSITORY_ROOT / "stacks" / f"Pulumi.aws-{environment}.yaml"
+    config = {key: str(value) for key, value in yaml.safe_load(path.read_text())["config"].items()}
+    run = run_aws(environment, config)
+    assert run.outputs["trackingUri"].startswith("https://")
+    tracking = express_service(run, "tracking").inputs
+    if environment == "prod":
+        assert run.one("aws:rds/instance:Instance").inputs["instanceClass"] == "db.t4g.small"
+        assert (tracking["cpu"], tracking["memory"]) == ("1024", "2048")
+    else:
+        assert run.of_type("aws:rds/cluster:Cluster")
