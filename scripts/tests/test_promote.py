@@ -101,6 +101,7 @@ def test_cli_promotes_then_prints_a_pin_that_points_at_the_model_files(
 ) -> None:
     mlflow_server = mlflow_client_env
     version = train_and_register(model_name=model_name, **WEAK).version
+    capsys.readouterr()  # MLflow's own "View run ..." lines from training
 
     main(["--model-name", model_name])
     assert capsys.readouterr().out.startswith(f"{model_name}: promoted: no @champion yet")
