@@ -65,10 +65,16 @@ def request_model(model: ServedModel, max_rows: int) -> type[BaseModel]:
 def response_model(model: ServedModel) -> type[BaseModel]:
     """`{"predictions": [...]}`, typed from the output signature when it has a single column."""
     outputs = model.output_schema.inputs if model.output_schema is not None else []
-    item: Any = Any
-    if len(outputs) == 1:
-        item = _PYTHON_TYPES.get(str(getattr(outputs[0].type, "name", outputs[0].type)), Any)
+    item: Any = _output_type(outputs[0].type) if len(outputs) == 1 else Any
     return create_model(
         "PredictResponse",
         predictions=(list[item], Field(description="One prediction per row, in the order sent.")),
     )
+
+
+def _output_type(mlflow_type: Any) -> Any:
+    """Python type of a column spec (DataType) or tensor spec (numpy dtype) output; Any if unknown."""
+    kind = getattr(mlflow_type, "kind", None)  # numpy dtypes: tensor-based signatures
+    if kind is not None:
+        return {"f": float, "i": int, "u": int, "b": bool}.get(kind, Any)
+    return _PYTHON_TYPES.get(str(getattr(mlflow_type, "name", mlflow_type)), Any)

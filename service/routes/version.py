@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from service.auth import require_api_key
 from service.dependencies import current_model, current_settings
 from service.served_model import ServedModel
 from service.settings import Settings
 
-router = APIRouter(tags=["model"])
+router = APIRouter(tags=["model"], dependencies=[Depends(require_api_key)])
 
 
 class VersionInfo(BaseModel):

@@ -1,0 +1,37 @@
+"""Fixtures for the model API tests: settings pointing at the example model, and an in-process client."""
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from testing.model_fixtures import LoggedModel
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    """A fresh key per run: never a literal secret in the tests."""
+    return secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="session")
+def settings(example_model: LoggedModel) -> Settings:
+    """Settings serving the downloaded example model, no tracking server needed, small limits."""
+    return Settings(model_uri=example_model.local_path, max_rows=50, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """One app (model loaded once) shared by the unit tests; raise_server_exceptions off to see real 500s."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def rows(example_model: LoggedModel) -> list[dict[str, float]]:
+    """Three held-out rows as records."""
+    records: list[dict[str, float]] = example_model.sample.head(3).to_dict(orient="records")
+    return records

@@ -1,0 +1,138 @@
+"""/invocations: the four JSON layouts and CSV give pyfunc's predictions; each client mistake a clear 4xx."""
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from testing.model_fixtures import LoggedModel
+
+
+@pytest.fixture(scope="module")
+def expected(example_model: LoggedModel) -> list[float]:
+    """What MLflow's own pyfunc predicts for the first three sample rows."""
+    model = mlflow.pyfunc.load_model(example_model.local_path)
+    return list(np.asarray(model.predict(example_model.sample.head(3))))
+
+
+def payloads(example_model: LoggedModel) -> dict[str, dict[str, object]]:
+    """The same three rows in each of MLflow's four JSON layouts."""
+    frame = example_model.sample.head(3)
+    records = frame.to_dict(orient="records")
+    return {
+        "dataframe_split": {"dataframe_split": frame.to_dict(orient="split", index=False)},
+        "dataframe_records": {"dataframe_records": records},
+        "instances": {"instances": records},
+        "inputs": {"inputs": frame.to_dict(orient="list")},
+    }
+
+
+@pytest.mark.parametrize("layout", ["dataframe_split", "dataframe_records", "instances", "inputs"])
+def test_each_json_layout_matches_pyfunc(
+    client: TestClient, example_model: LoggedModel, expected: list[float], layout: str
+) -> None:
+    response = client.post("/invocations", json=payloads(example_model)[layout])
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+
+
+def test_csv_matches_pyfunc(client: TestClient, example_model: LoggedModel, expected: list[float]) -> None:
+    body = example_model.sample.head(3).to_csv(index=False)
+    response = client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+
+
+def test_integers_are_accepted_for_double_columns(client: TestClient, rows: list[dict[str, float]]) -> None:
+    as_ints = {name: round(value) for name, value in rows[0].items()}
+    response = client.post("/invocations", json={"dataframe_records": [as_ints]})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 1
+
+
+def post_json(client: TestClient, body: object) -> tuple[int, str]:
+    response = client.post("/invocations", json=body)
+    assert response.headers["content-type"] == "application/json"
+    return response.status_code, response.json()["message"]
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/invocations", content=b'{"dataframe_split": ', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "Malformed JSON" in response.json()["message"]
+
+
+def test_missing_and_extra_columns_are_named(client: TestClient, rows: list[dict[str, float]]) -> None:
+    record = dict(rows[0])
+    del record["rpm"]
+    record["colour"] = 1.0
+    status, message = post_json(client, {"dataframe_records": [record]})
+    assert status == 400
+    assert "missing columns ['rpm']" in message
+    assert "unexpected columns ['colour']" in message
+
+
+def test_wrong_type_names_column_and_row(client: TestClient, rows: list[dict[str, float]]) -> None:
+    bad = [rows[0], {**rows[1], "rpm": "fast"}]
+    status, message = post_json(client, {"dataframe_records": bad})
+    assert status == 400
+    assert "'rpm' in row 1 must be a number" in message
+
+
+def test_bool_is_not_a_number(client: TestClient, rows: list[dict[str, float]]) -> None:
+    status, _ = post_json(client, {"dataframe_records": [{**rows[0], "rpm": True}]})
+    assert status == 400
+
+
+def test_empty_input_is_400(client: TestClient) -> None:
+    status, message = post_json(client, {"dataframe_records": []})
+    assert status == 400
+    assert "no rows" in message
+
+
+def test_too_many_rows_is_413(client: TestClient, rows: list[dict[str, float]]) -> None:
+    status, message = post_json(client, {"dataframe_records": rows[:1] * 51})
+    assert status == 413
+    assert "limit of 50" in message
+
+
+@pytest.mark.parametrize("body", [[1, 2], {"nothing": 1}, {"dataframe_records": [], "instances": []}])
+def test_wrong_envelope_is_400(client: TestClient, body: object) -> None:
+    status, message = post_json(client, body)
+    assert status == 400
+    assert "dataframe_split" in message
+
+
+def test_wrong_content_type_is_415(client: TestClient) -> None:
+    response = client.post(
+        "/invocations", content=b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 415
+    assert "application/json or text/csv" in response.json()["message"]
+
+
+def test_non_utf8_charset_is_415(client: TestClient) -> None:
+    response = client.post(
+        "/invocations", content=b"{}", headers={"Content-Type": "application/json; charset=latin-1"}
+    )
+    assert response.status_code == 415
+
+
+def test_bad_csv_is_400(client: TestClient) -> None:
+    response = client.post("/invocations", content=b"rpm\nfast\n", headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "BAD_REQUEST"
+
+
+def test_null_values_take_mlflows_path_and_answer_as_pyfunc(
+    client: TestClient, example_model: LoggedModel, rows: list[dict[str, float]]
+) -> None:
+    record = {**rows[0], "rpm": None}
+    response = client.post("/invocations", json={"dataframe_records": [record]})
+    frame = pd.DataFrame([{**rows[0], "rpm": np.nan}])
+    reference = mlflow.pyfunc.load_model(example_model.local_path).predict(frame)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": list(np.asarray(reference))}
