@@ -1,0 +1,188 @@
+"""Every workflow (and the local actions they use) follows the rules: pinned actions, least permissions,
+`id-token: write` only where a job logs in, no persisted checkout credentials, timeouts, concurrency,
+no cloud credentials for pull requests from forks; zizmor and GitHub's workflow schema agree."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+LOCAL_ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
+BIN = Path(sys.executable).parent
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+LOGIN_ACTION = "./.github/actions/cloud-login"
+CLOUD_LOGIN_ACTIONS = (
+    "google-github-actions/auth@",
+    "aws-actions/configure-aws-credentials@",
+    "azure/login@",
+)
+FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    # YAML 1.1 reads the key `on` as True.
+    if True in document:
+        document["on"] = document.pop(True)
+    return dict(document)
+
+
+def jobs(path: Path) -> dict[str, dict[str, Any]]:
+    return dict(load(path)["jobs"])
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+def logs_in(job: dict[str, Any]) -> bool:
+    """A job logs in to a cloud if it runs the login action, or calls a workflow whose jobs do."""
+    if "uses" in job:
+        called = REPO / job["uses"].removeprefix("./")
+        return any(logs_in(inner) for inner in jobs(called).values())
+    return any(step.get("uses") == LOGIN_ACTION for step in steps(job))
+
+
+def test_there_are_the_four_workflows() -> None:
+    names = {path.name for path in WORKFLOWS}
+    assert {"ci.yml", "preview.yml", "deploy.yml", "sandbox.yml"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + LOCAL_ACTIONS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_action_is_pinned_by_full_commit_sha_with_its_version_in_a_comment(path: Path) -> None:
+    text = path.read_text()
+    for uses in re.findall(r"uses:\s*(\S+)(.*)", text):
+        reference, comment = uses
+        if reference.startswith("./"):
+            assert (REPO / reference.removeprefix("./")).exists(), f"{reference} does not exist"
+            continue
+        assert PINNED.match(reference), f"{path.name}: {reference} is not pinned by a 40-hex commit SHA"
+        assert re.search(r"#\s*v\d", comment), f"{path.name}: {reference} has no `# vX` version comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_top_level_permissions_are_empty_or_read_only(path: Path) -> None:
+    permissions = load(path)["permissions"]
+    assert permissions == {} or set(permissions.values()) == {"read"}, f"{path.name}: {permissions}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_id_token_write_only_in_jobs_that_log_in_and_every_login_has_it(path: Path) -> None:
+    for name, job in jobs(path).items():
+        has_id_token = job.get("permissions", {}).get("id-token") == "write"
+        assert has_id_token == logs_in(job), (
+            f"{path.name}:{name} id-token={has_id_token}, logs in={logs_in(job)}"
+        )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_cloud_login_actions_are_only_used_through_the_shared_login_action(path: Path) -> None:
+    text = path.read_text()
+    assert not any(action in text for action in CLOUD_LOGIN_ACTIONS)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_checkout_never_persists_credentials(path: Path) -> None:
+    for name, job in jobs(path).items():
+        for step in steps(job):
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{name}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_job_has_a_timeout_and_every_workflow_a_concurrency_group(path: Path) -> None:
+    workflow_group = load(path).get("concurrency", {}).get("group")
+    for name, job in jobs(path).items():
+        # A reusable workflow may scope concurrency per job (per stack) instead.
+        assert workflow_group or job.get("concurrency", {}).get("group"), (
+            f"{path.name}:{name} has no concurrency"
+        )
+        if "uses" not in job:  # a called workflow's jobs carry their own timeouts
+            assert isinstance(job.get("timeout-minutes"), int), f"{path.name}:{name} has no timeout-minutes"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_pull_request_jobs_that_log_in_skip_forks(path: Path) -> None:
+    if "pull_request" not in load(path)["on"]:
+        return
+    for name, job in jobs(path).items():
+        condition = job.get("if", "")
+        only_other_events = "github.event_name ==" in condition and "'pull_request'" not in condition
+        if logs_in(job) and not only_other_events:
+            assert FORK_GUARD in condition, f"{path.name}:{name} would give a fork PR cloud credentials"
+
+
+def test_no_workflow_runs_untrusted_code_with_a_write_token() -> None:
+    for path in WORKFLOWS:
+        assert "pull_request_target" not in load(path)["on"], f"{path.name} uses pull_request_target"
+
+
+def test_deploy_goes_dev_then_staging_then_prod_one_run_per_stack() -> None:
+    deploy = jobs(REPO / ".github/workflows/deploy.yml")
+    assert [deploy[env]["with"]["environment"] for env in ("dev", "staging", "prod")] == [
+        "dev",
+        "staging",
+        "prod",
+    ]
+    assert deploy["staging"]["needs"] == "dev"
+    assert deploy["prod"]["needs"] == "staging"
+    up = jobs(REPO / ".github/workflows/_deploy-stack.yml")["up"]
+    assert up["environment"] == "${{ inputs.environment }}"
+    assert up["concurrency"] == {
+        "group": "pulumi-${{ vars.CLOUD }}-${{ inputs.environment }}",
+        "cancel-in-progress": False,
+    }
+    runs = [step.get("run", "") for step in steps(up)]
+    assert any("scripts.smoke" in run for run in runs)
+    actions = [step.get("uses", "") for step in steps(up)]
+    assert actions.index(LOGIN_ACTION) < next(
+        i for i, a in enumerate(actions) if a.startswith("pulumi/actions@")
+    )
+
+
+def test_preview_posts_one_comment_it_keeps_editing() -> None:
+    preview = jobs(REPO / ".github/workflows/preview.yml")["preview"]
+    pulumi = next(step for step in steps(preview) if step.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["comment-on-pr"] is True
+    assert pulumi["with"]["edit-pr-comment"] is True
+    login = next(step for step in steps(preview) if step.get("uses") == LOGIN_ACTION)
+    assert login["with"]["role"] == "preview"
+
+
+def test_sandbox_destroy_paths_go_through_the_guarded_script() -> None:
+    sandbox = jobs(REPO / ".github/workflows/sandbox.yml")
+    text = (REPO / ".github/workflows/sandbox.yml").read_text()
+    assert "pulumi destroy" not in text
+    assert "stack rm" not in text
+    assert any("scripts.sandbox destroy" in step.get("run", "") for step in steps(sandbox["destroy"]))
+    assert any("scripts.sandbox sweep" in step.get("run", "") for step in steps(sandbox["sweep"]))
+    assert "schedule" in load(REPO / ".github/workflows/sandbox.yml")["on"]
+
+
+def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_zizmor_finds_nothing_above_low() -> None:
+    result = run_tool(str(BIN / "zizmor"), "--offline", "--min-severity", "medium", ".github")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_and_actions_validate_against_githubs_schemas() -> None:
+    workflows = run_tool(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)
+    )
+    assert workflows.returncode == 0, workflows.stdout + workflows.stderr
+    actions = run_tool(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *map(str, LOCAL_ACTIONS)
+    )
+    assert actions.returncode == 0, actions.stdout + actions.stderr
