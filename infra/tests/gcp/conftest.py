@@ -85,11 +85,15 @@ class _InvokeSafeMocks(RecordingMocks):
 
 
 def run_gcp(environment: str, **overrides: str | None) -> ProgramRun:
-    config = config_for(environment, **overrides)
+    return run_stack(config_for(environment, **overrides), STACKS[environment])
+
+
+def run_stack(config: Mapping[str, str], stack: str) -> ProgramRun:
+    """The whole program for `stack` under mocks, with GCP's computed outputs and data sources."""
     original = pulumi_program.RecordingMocks
     pulumi_program.RecordingMocks = _InvokeSafeMocks  # type: ignore[misc]
     try:
-        return run_program(config, STACKS[environment], gcp_outputs, gcp_calls)
+        return run_program(config, stack, gcp_outputs, gcp_calls)
     finally:
         pulumi_program.RecordingMocks = original  # type: ignore[misc]
 
