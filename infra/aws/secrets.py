@@ -41,7 +41,8 @@ def store_secrets(
         secretsmanager.SecretVersion(
             f"{name}-{slug}-value",
             secret_id=secret.id,
-            secret_string=pulumi.Output.secret(value),
+            # Values come from StackSecrets (RandomPassword results): secret outputs, kept secret in state.
+            secret_string=value,
             opts=pulumi.ResourceOptions(parent=parent),
         )
         references.append(SecretReference(variable=variable, arn=secret.arn))
