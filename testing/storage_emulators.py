@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import boto3
@@ -67,7 +67,7 @@ class S3Emulator:
     access_key_id: str
     secret_access_key: str
 
-    def _client(self):  # type: ignore[no-untyped-def]
+    def _client(self) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -101,7 +101,7 @@ class GcsEmulator:
     def _client(self) -> storage.Client:
         return storage.Client(
             project="mlops-test",
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            credentials=AnonymousCredentials(),
             client_options={"api_endpoint": self.endpoint_url},
         )
 

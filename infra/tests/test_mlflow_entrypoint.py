@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from infra.mlflow_server.command import (
     DEFAULT_PERMISSION,
+    ServerLaunch,
     auth_config_text,
     build_launch,
     database_url,
@@ -45,7 +46,7 @@ def valid_env(**changes: str) -> dict[str, str]:
     return {name: value for name, value in env.items() if value != ""}
 
 
-def launch_for(env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+def launch_for(env: dict[str, str], tmp_path: Path) -> ServerLaunch:
     return build_launch(parse_settings(env), tmp_path / "auth.ini", env, "/venv/bin/python")
 
 
@@ -139,7 +140,9 @@ def test_database_url_through_a_cloud_sql_socket_directory_skips_sslmode() -> No
     assert url.query == {"host": "/cloudsql/acme:europe-west1:mlflow-1a2b", "port": "5432"}
 
 
-def test_auth_config_is_read_by_mlflow_with_the_exact_database_uri(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_auth_config_is_read_by_mlflow_with_the_exact_database_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = parse_settings(valid_env(MLFLOW_ADMIN_USERNAME="platform-admin"))
     path = tmp_path / "auth.ini"
     write_private_file(path, auth_config_text(settings))
