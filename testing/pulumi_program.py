@@ -68,9 +68,10 @@ class RecordingMocks(Mocks):
         outputs = {**args.inputs, **_random_outputs(args), **self.outputs_for(args)}
         return f"{args.name}-id", outputs
 
-    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.run.calls.append((args.token, dict(args.args)))
-        return dict(self.call_results(args)), None
+        # The second element is the list of check failures: empty, never None (the mock monitor iterates it).
+        return dict(self.call_results(args)), []
 
 
 def _random_outputs(args: MockResourceArgs) -> dict[str, Any]:
