@@ -12,7 +12,6 @@ import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
 from infra.azure import registry
-from testing import pulumi_program
 from testing.pulumi_program import ProgramRun, run_program
 
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
@@ -134,19 +133,10 @@ class AzureRun:
     stack: str
 
 
-def _call_without_failures(self: Any, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """pulumi's mock monitor iterates the failures list, so `None` (what testing.pulumi_program's
-    `RecordingMocks.call` returns) breaks every invoke; an empty list is what it can take.
-    TODO(core): fix `RecordingMocks.call` to return `[]` and drop this."""
-    self.run.calls.append((args.token, dict(args.args)))
-    return dict(self.call_results(args)), []
-
-
 def run_azure(config: dict[str, str], stack: str) -> AzureRun:
     exchange = TokenExchange()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(registry, "exchange_for_acr_refresh_token", exchange)
-        patch.setattr(pulumi_program.RecordingMocks, "call", _call_without_failures)
         run = run_program(config, stack, outputs_for=outputs_for, calls=calls)
     return AzureRun(run, exchange, stack)
 
