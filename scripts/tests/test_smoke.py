@@ -66,21 +66,25 @@ def test_smoke_passes_against_a_healthy_stack(
     assert mlflow_server.password not in out
 
 
-def test_smoke_fails_on_a_wrong_api_key(model_api: str, mlflow_server: MlflowServer, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_smoke_fails_on_a_wrong_api_key(
+    model_api: str, mlflow_server: MlflowServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     pulumi = stack_with(model_api, mlflow_server, "wrong-" + secrets.token_hex(4), mlflow_server.password)
     assert smoke.main(["gcp-dev", "--wait", "0"], pulumi=pulumi) == 1
     assert "POST /predict -> 401" in capsys.readouterr().err
 
 
 def test_smoke_fails_on_a_wrong_mlflow_password(
-    model_api: str, mlflow_server: MlflowServer, api_key: str, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    model_api: str, mlflow_server: MlflowServer, api_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     pulumi = stack_with(model_api, mlflow_server, api_key, secrets.token_urlsafe(12))
     assert smoke.main(["gcp-dev", "--wait", "0"], pulumi=pulumi) == 1
     assert "answered 401 with the admin credentials" in capsys.readouterr().err
 
 
-def test_smoke_fails_when_mlflow_needs_no_credentials(model_api: str, api_key: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_smoke_fails_when_mlflow_needs_no_credentials(
+    model_api: str, api_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The model API's /healthz stands in for an MLflow without auth: it answers 200 to anyone.
     target = smoke.Target(model_api, model_api + "/healthz#", api_key, "x")
     with httpx.Client() as client, pytest.raises(smoke.SmokeError, match="expected 401: is auth on"):
