@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
-from testing import pulumi_program
 from testing.pulumi_program import ProgramRun, Registered, run_program
 
 ACCOUNT_ID = "123456789012"
@@ -105,18 +104,9 @@ def calls(args: MockCallArgs) -> dict[str, Any]:
     return {}
 
 
-def _call_without_failures(self: Any, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """pulumi's mock monitor iterates the failures list, so the `None` testing.pulumi_program's
-    `RecordingMocks.call` returns breaks every invoke. TODO(core): return `[]` there and drop this."""
-    self.run.calls.append((args.token, dict(args.args)))
-    return dict(self.call_results(args)), []
-
-
 @functools.cache
 def _run(stack: str, config_items: tuple[tuple[str, str], ...]) -> ProgramRun:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pulumi_program.RecordingMocks, "call", _call_without_failures)
-        return run_program(dict(config_items), stack, outputs_for=outputs_for, calls=calls)
+    return run_program(dict(config_items), stack, outputs_for=outputs_for, calls=calls)
 
 
 def run_aws(environment: str, config: dict[str, str] | None = None) -> ProgramRun:
