@@ -1,7 +1,5 @@
 """Loading from registry URIs (version and alias pinned), /version, and staying unready on failure."""
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,9 +9,8 @@ from testing.model_fixtures import LoggedModel
 
 
 @pytest.fixture
-def tracking(example_model: LoggedModel, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def tracking(example_model: LoggedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", example_model.tracking_uri)
-    yield
 
 
 @pytest.mark.usefixtures("tracking")

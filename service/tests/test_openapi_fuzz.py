@@ -1,0 +1,31 @@
+"""Schemathesis against our own OpenAPI: whatever it sends, no 5xx (bounded: 50 examples per operation)."""
+
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def test_no_server_errors(settings: Settings) -> None:
+    app = create_app(settings)
+    with TestClient(app):  # runs the lifespan: model loaded, /predict added to the schema
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert {operation.path for operation in operations} >= {"/invocations", "/predict", "/version"}
+        for operation in operations:
+            check_operation(operation.as_strategy())
+
+
+def check_operation(strategy: st.SearchStrategy[schemathesis.Case]) -> None:
+    @given(case=strategy)
+    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def no_5xx(case: schemathesis.Case) -> None:
+        response = case.call()
+        assert response.status_code < 500, (
+            f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
+        )
+
+    no_5xx()
