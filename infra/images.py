@@ -1,6 +1,8 @@
 """The two container images: built from this repository and pushed by the program, or prebuilt ones named
 in config. Either way services deploy them by digest, so a deploy is exactly what was built."""
 
+import hashlib
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +55,10 @@ def _build(
     login: RegistryLogin,
     parent: pulumi.Resource,
 ) -> pulumi.Output[str]:
-    tag = pulumi.Output.concat(login.repository_prefix, f"/{image_name}:{settings.stack}")
+    # A tag per source version: registries with immutable tags (ECR) accept every new build, and the
+    # same sources keep the same tag, so an unchanged image is neither rebuilt nor pushed again.
+    version = source_digest(REPOSITORY_ROOT / dockerfile)[:12]
+    tag = pulumi.Output.concat(login.repository_prefix, f"/{image_name}:{settings.stack}-{version}")
     image = docker_build.Image(
         resource_name,
         context=docker_build.BuildContextArgs(location=str(REPOSITORY_ROOT)),
@@ -69,3 +74,30 @@ def _build(
     )
     # `ref` is the pushed tag with its digest (name@sha256:…): what the services deploy.
     return image.ref
+
+
+def copied_sources(dockerfile: Path, context: Path = REPOSITORY_ROOT) -> list[Path]:
+    """The build-context paths a Dockerfile's COPY/ADD instructions take (not those `--from` a stage)."""
+    sources: list[Path] = []
+    for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if not words or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        if any(word.startswith("--from") for word in words[1:]):
+            continue
+        paths = [word for word in words[1:] if not word.startswith("--")]
+        sources.extend(context / path for path in paths[:-1])  # the last path is the destination
+    return sources
+
+
+def source_digest(dockerfile: Path, context: Path = REPOSITORY_ROOT) -> str:
+    """SHA-256 over the Dockerfile and every file it copies from the context (tests and caches excluded,
+    as .dockerignore excludes them)."""
+    digest = hashlib.sha256(dockerfile.read_bytes())
+    for source in copied_sources(dockerfile, context):
+        for path in sorted(source.rglob("*")) if source.is_dir() else [source]:
+            relative = path.relative_to(context)
+            if path.is_file() and "__pycache__" not in relative.parts and "tests" not in relative.parts:
+                digest.update(str(relative).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
