@@ -1,7 +1,7 @@
 """The app factory: settings in, a FastAPI app out; the model is loaded once, in the lifespan."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,13 +12,17 @@ from service.metrics import MODEL_LOAD_SECONDS
 from service.middleware import RequestGuard, RequestMetrics
 from service.model_loading import load_served_model
 from service.routes import health, invocations, metrics, predict, version
+from service.served_model import ServedModel
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, loader: Callable[[], ServedModel] | None = None) -> FastAPI:
     """Build the API. Without `settings` they are read from the environment (MODEL_URI is required).
+
+    `loader` returns the model (by default it loads MODEL_URI); the pre-forking server passes one that hands
+    over the model its parent process already loaded.
 
     If the model cannot be loaded the process keeps running unready: /healthz answers, /readyz and the
     prediction routes answer 503 with the reason, and the error is logged. The platform's readiness or
@@ -31,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            model = await run_in_threadpool(load_served_model, settings)
+            model = await run_in_threadpool(loader or (lambda: load_served_model(settings)))
         except Exception as error:
             app.state.load_error = f"{type(error).__name__}: {error}"
             logger.exception("could not load model %s; staying unready", settings.model_uri)

@@ -48,7 +48,10 @@ def score(body: bytes, content_type: str | None, model: ServedModel, max_rows: i
         except _NeedsPyfuncError:
             return _score_with_pyfunc(lambda schema: _mlflow_json(payload, schema), model, max_rows)
         _check_row_count(matrix.shape[0], max_rows)
-        return _fast_scored(model.predict_matrix(matrix))
+        try:
+            return _fast_scored(model.predict_matrix(matrix))
+        except ValueError as error:
+            raise ApiError(400, f"The model could not use this input: {error}") from None
     return _score_with_pyfunc(lambda schema: _mlflow_csv(body, schema, model), model, max_rows)
 
 

@@ -35,7 +35,11 @@ def _averaging_predictor(trees: Sequence[Any]) -> MatrixPredictor:
     count = len(trees)
 
     def predict(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-        as_float32 = np.ascontiguousarray(matrix, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            as_float32 = np.ascontiguousarray(matrix, dtype=np.float32)
+        if np.isinf(as_float32).any():
+            # scikit-learn refuses these too (after the same float32 cast); NaN it routes like missing values.
+            raise ValueError("Input contains infinity or a value too large for float32.")
         total = np.zeros(as_float32.shape[0], dtype=np.float64)
         for tree in trees:
             total += tree.predict(as_float32)[:, 0]

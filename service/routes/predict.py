@@ -28,10 +28,13 @@ def predict_router(model: ServedModel, max_rows: int) -> APIRouter:
             raise ApiError(413, f"The input has {len(rows)} rows, more than the limit of {max_rows}.")
         if model.numeric_inputs:
             matrix = np.array([[getattr(row, name) for name in names] for row in rows], dtype=np.float64)
-            if model.fast_predictor is not None:
-                predictions: Any = model.fast_predictor(matrix)
-            else:
-                predictions = await run_in_threadpool(model.predict_matrix, matrix)
+            try:
+                if model.fast_predictor is not None:
+                    predictions: Any = model.fast_predictor(matrix)
+                else:
+                    predictions = await run_in_threadpool(model.predict_matrix, matrix)
+            except ValueError as error:
+                raise ApiError(422, f"The model could not use these rows: {error}") from None
         else:
             predictions = await run_in_threadpool(_predict_records, model, rows)
         PREDICTIONS.labels("/predict").inc(len(rows))

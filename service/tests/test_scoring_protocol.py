@@ -136,3 +136,9 @@ def test_null_values_take_mlflows_path_and_answer_as_pyfunc(
     reference = mlflow.pyfunc.load_model(example_model.local_path).predict(frame)
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": list(np.asarray(reference))}
+
+
+def test_values_beyond_float32_are_400_as_in_mlflow(client: TestClient, rows: list[dict[str, float]]) -> None:
+    status, message = post_json(client, {"dataframe_records": [{**rows[0], "rpm": 1e300}]})
+    assert status == 400
+    assert "too large" in message
