@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp.cloudrunv2 as cloudrunv2
 import pulumi_gcp.projects as projects
+import pulumi_gcp.serviceaccount as serviceaccount
 
 from infra.config import StackSettings
 from infra.gcp import cloud_run
@@ -20,6 +21,7 @@ from infra.workloads import TRACKING_HEALTH_PATH, TRACKING_PORT, tracking_enviro
 CLOUD_SQL_SOCKETS = "/cloudsql"  # where Cloud Run mounts the Cloud SQL connection's unix sockets
 BUCKET_WRITER = "roles/storage.objectAdmin"
 CLOUD_SQL_CLIENT = "roles/cloudsql.client"
+URL_SIGNER = "roles/iam.serviceAccountTokenCreator"
 # MLflow upgrades its schema on first start, which can take a few minutes on the smallest tier.
 STARTUP_PROBE_PERIOD_SECONDS = 10
 STARTUP_PROBE_FAILURES = 30
@@ -75,6 +77,17 @@ class TrackingService(pulumi.ComponentResource):
                 ),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.apis.needed_by([Api.RESOURCE_MANAGER])),
+        )
+
+        # MLflow hands clients presigned URLs for multipart uploads straight to the bucket, so large models
+        # never pass through Cloud Run's 32 MiB request limit. On Cloud Run there is no key file to sign
+        # with: the account signs through the IAM signBlob API, which needs this role on itself alone.
+        url_signing = serviceaccount.IAMMember(
+            f"{name}-signs-upload-urls",
+            service_account_id=identity.account.name,
+            role=URL_SIGNER,
+            member=identity.member,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         service_name = cloud_run.service_name(settings, "tracking")
@@ -153,6 +166,7 @@ class TrackingService(pulumi.ComponentResource):
                     *args.apis.needed_by([Api.RUN]),
                     bucket_access,
                     sql_access,
+                    url_signing,
                     identity.deployable,
                     *secrets.access,
                 ],

@@ -157,6 +157,7 @@ def test_every_iam_binding_has_the_expected_member_and_scope(stack_run: ProgramR
         ("roles/secretmanager.secretAccessor", api, f"{stack}-api-secrets-api-key-id"),
         ("roles/iam.serviceAccountUser", deploy, tracking.split(":")[1]),
         ("roles/iam.serviceAccountUser", deploy, api.split(":")[1]),
+        ("roles/iam.serviceAccountTokenCreator", tracking, tracking.split(":")[1]),
         ("roles/iam.workloadIdentityUser", f"{subject}:environment:{environment}", deploy.split(":")[1]),
         ("roles/iam.workloadIdentityUser", f"{subject}:pull_request", preview.split(":")[1]),
         ("roles/run.invoker", "allUsers", f"run:{stack}-tracking"),
