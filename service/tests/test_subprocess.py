@@ -25,15 +25,15 @@ class Server:
     port: int
 
 
-@pytest.fixture(scope="module")
-def server(example_model: LoggedModel) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["1", "2"], ids=["one-worker", "forked-workers"])
+def server(example_model: LoggedModel, request: pytest.FixtureRequest) -> Iterator[Server]:
     port = free_port()
     env = {
         **os.environ,
         "MODEL_URI": example_model.local_path,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "WORKERS": "1",
+        "WORKERS": request.param,
         "MAX_BODY_BYTES": "4096",
         "REQUEST_TIMEOUT_SECONDS": "2",
     }
