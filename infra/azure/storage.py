@@ -29,6 +29,7 @@ class ArtifactStore(pulumi.ComponentResource):
     """StorageV2 account (HTTPS, TLS 1.2, no public blobs, no shared keys) and the artifacts container."""
 
     account_name: pulumi.Output[str]
+    account_id: pulumi.Output[str]
     container_id: pulumi.Output[str]
     artifact_root: pulumi.Output[str]
 
@@ -89,6 +90,7 @@ class ArtifactStore(pulumi.ComponentResource):
         if settings.protect:
             delete_lock(f"{name}-account-lock", account, parent=self)
         self.account_name = account.name
+        self.account_id = account.id
         self.container_id = container.id
         self.artifact_root = pulumi.Output.concat(
             "wasbs://", CONTAINER_NAME, "@", account.name, ".blob.core.windows.net/", ARTIFACT_PATH

@@ -59,6 +59,10 @@ class TrackingServer(pulumi.ComponentResource):
                 RoleGrant(
                     "artifacts", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, args.artifacts.container_id
                 ),
+                # MLflow signs multipart-upload URLs with a user delegation key (shared keys are off), so
+                # clients upload large models straight to the container; the key is an account-level
+                # action, and this role grants only that (data access stays on the container above).
+                RoleGrant("sign-uploads", BuiltInRole.STORAGE_BLOB_DELEGATOR, args.artifacts.account_id),
                 RoleGrant("pull", BuiltInRole.ACR_PULL, args.registry.id),
             ],
             tags=args.tags,

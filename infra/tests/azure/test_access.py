@@ -26,10 +26,12 @@ def test_every_role_assignment_is_exactly_the_one_needed(azure_run: AzureRun) ->
     CI: Contributor + constrained RBAC admin (deploy) and Reader (preview) on the stack's group."""
     s = azure_run.stack
     container = resource_id(f"{s}-artifacts-container")
+    account = resource_id(f"{s}-artifacts-account")
     registry = resource_id(f"{s}-registry-registry")
     group = resource_id(f"{s}-group")
     expected = {
         (principal_of(f"{s}-tracking-identity"), BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, container),
+        (principal_of(f"{s}-tracking-identity"), BuiltInRole.STORAGE_BLOB_DELEGATOR, account),
         (principal_of(f"{s}-tracking-identity"), BuiltInRole.ACR_PULL, registry),
         (principal_of(f"{s}-api-identity"), BuiltInRole.STORAGE_BLOB_DATA_READER, container),
         (principal_of(f"{s}-api-identity"), BuiltInRole.ACR_PULL, registry),
