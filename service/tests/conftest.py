@@ -33,5 +33,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def rows(example_model: LoggedModel) -> list[dict[str, float]]:
     """Three held-out rows as records."""
-    records: list[dict[str, float]] = example_model.sample.head(3).to_dict(orient="records")
-    return records
+    return [
+        {str(name): float(value) for name, value in record.items()}
+        for record in example_model.sample.head(3).to_dict(orient="records")
+    ]

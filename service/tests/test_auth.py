@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from service.app import create_app
 from service.settings import Settings
@@ -11,7 +12,7 @@ from service.settings import Settings
 
 @pytest.fixture(scope="module")
 def locked(settings: Settings, api_key: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(model_uri=settings.model_uri, api_key=api_key))) as client:
+    with TestClient(create_app(Settings(model_uri=settings.model_uri, api_key=SecretStr(api_key)))) as client:
         yield client
 
 
