@@ -3,7 +3,7 @@
 The 50-tree example model is logged and registered in a throwaway local MLflow store (no server), then
 each server in turn is started on a free 127.0.0.1 port from `models:/throughput/1`, timed from process
 start to its first good prediction, driven at several concurrencies with the same requests (bounded in
-requests and time), and watched for peak memory (RSS of the process and all its children). Prints one
+requests and time), and watched for peak memory (PSS of the process and all its children). Prints one
 table with the ratios ours/mlflow. Each server runs with its default worker count.
 """
 
@@ -54,7 +54,8 @@ def server_commands(model_uri: str, port: int) -> dict[str, list[str]]:
 
 
 def process_tree_rss_mib(root: int) -> float:
-    """Resident memory of `root` and all its descendants, from /proc (MiB)."""
+    """Memory of `root` and all its descendants, from /proc (MiB), as proportional set size: pages that
+    forked workers share are counted once across them, not once per worker as RSS would."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -68,8 +69,8 @@ def process_tree_rss_mib(root: int) -> float:
         pid = pending.pop()
         pending.extend(children.get(pid, []))
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total_kib += int(line.split()[1])
         except OSError:
             continue
@@ -77,7 +78,7 @@ def process_tree_rss_mib(root: int) -> float:
 
 
 class PeakMemory:
-    """Samples a process tree's RSS in a background thread; `peak_mib` is the largest seen."""
+    """Samples a process tree's memory in a background thread; `peak_mib` is the largest seen."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid, self.interval, self.peak_mib = pid, interval, 0.0
@@ -177,7 +178,7 @@ def format_table(mlflow_run: ServerRun, ours: ServerRun) -> str:
         f"| start to first good prediction (s) | {mlflow_run.startup_seconds:.1f} | "
         f"{ours.startup_seconds:.1f} | "
         f"{_ratio(ours.startup_seconds, mlflow_run.startup_seconds)} |",
-        f"| peak RSS incl. children (MiB) | {mlflow_run.peak_rss_mib:.0f} | {ours.peak_rss_mib:.0f} | "
+        f"| peak memory, PSS (MiB) | {mlflow_run.peak_rss_mib:.0f} | {ours.peak_rss_mib:.0f} | "
         f"{_ratio(ours.peak_rss_mib, mlflow_run.peak_rss_mib)} |",
     ]
     return "\n".join(lines)

@@ -27,7 +27,6 @@ CHALLENGER_ALIAS = "challenger"
 # What skops must trust to load a random forest beyond its built-in safe set: the trees' Cython class.
 # Found with `skops.io.get_untrusted_types` on a saved model; mlflow re-loads the model when it saves it,
 # so a type missing here fails at training time, not in the serving container.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 INPUT_EXAMPLE_ROWS = 3
 
 
@@ -62,7 +61,7 @@ def train_and_register(
             input_example=trained.test_features.head(INPUT_EXAMPLE_ROWS),
             registered_model_name=model_name,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            skops_trusted_types=example_model.SKOPS_TRUSTED_TYPES,
             # What the model needs is known: mlflow, scikit-learn and skops, pinned to what trained it.
             # Left to infer, mlflow exports the whole uv project (Pulumi included) when run from this
             # repository, or else loads the model in a subprocess to watch its imports (seconds).

@@ -12,10 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts.example_model import FEATURES, train
+from scripts.example_model import FEATURES, SKOPS_TRUSTED_TYPES, train
 
-# The only type a scikit-learn random forest pickles that skops does not trust out of the box.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 REGISTERED_NAME = "throughput"
 
 

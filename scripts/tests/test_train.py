@@ -10,8 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from scripts import example_model
+from scripts.example_model import SKOPS_TRUSTED_TYPES
 from scripts.tests.sizes import SMALL
-from scripts.train import CHALLENGER_ALIAS, SKOPS_TRUSTED_TYPES, main, train_and_register
+from scripts.train import CHALLENGER_ALIAS, main, train_and_register
 from testing.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
