@@ -135,3 +135,31 @@ def _unwrap(value: Any, name: str, run: ProgramRun) -> pulumi.Output[Any]:
 
     resolved: Awaitable[Any] = asyncio.ensure_future(resolve())
     return pulumi.Output.from_input(resolved)
+
+
+SANDBOX_EXPIRY = "2026-12-01T18:00:00Z"
+
+
+def stack_config(
+    cloud: str, environment: str, location: Mapping[str, str], repository: str, **overrides: str | None
+) -> dict[str, str]:
+    """A valid config for a `cloud` stack in `environment` (sandboxes get an expiry).
+
+    `location` holds the provider keys (e.g. `{"aws:region": ...}`); `overrides` use bare project keys
+    (`modelVersion`) or full `ns:key` names, and None removes a key.
+    """
+    config = {
+        "mlops-stack:cloud": cloud,
+        "mlops-stack:environment": environment,
+        "mlops-stack:githubRepository": repository,
+        **location,
+    }
+    if environment == "sandbox":
+        config["mlops-stack:sandboxExpiresAt"] = SANDBOX_EXPIRY
+    for key, value in overrides.items():
+        full = key if ":" in key else f"mlops-stack:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = value
+    return config

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
-from testing.pulumi_program import ProgramRun, Registered, run_program
+from testing.pulumi_program import ProgramRun, Registered, run_program, stack_config
 
 ACCOUNT_ID = "123456789012"
 REGION = "eu-west-1"
@@ -25,16 +25,7 @@ ECR_TOKEN = secrets.token_urlsafe(24)
 
 def config_for(environment: str, **overrides: str) -> dict[str, str]:
     """A valid AWS stack config for `environment`; `overrides` are project keys (camelCase)."""
-    config = {
-        "mlops-stack:cloud": "aws",
-        "mlops-stack:environment": environment,
-        "mlops-stack:githubRepository": REPOSITORY,
-        "aws:region": REGION,
-    }
-    if environment == "sandbox":
-        config["mlops-stack:sandboxExpiresAt"] = "2026-12-01T18:00:00Z"
-    config.update({f"mlops-stack:{key}": value for key, value in overrides.items()})
-    return config
+    return stack_config("aws", environment, {"aws:region": REGION}, REPOSITORY, **overrides)
 
 
 def with_model(environment: str, **overrides: str) -> dict[str, str]:

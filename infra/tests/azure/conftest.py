@@ -12,7 +12,7 @@ import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
 from infra.azure import registry
-from testing.pulumi_program import ProgramRun, run_program
+from testing.pulumi_program import ProgramRun, run_program, stack_config
 
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "99999999-8888-7777-6666-555555555555"
@@ -25,16 +25,7 @@ MODEL_SOURCE = "wasbs://mlflow@azuredevmlflowabc123.blob.core.windows.net/mlflow
 
 def config_for(environment: str, **overrides: str) -> dict[str, str]:
     """A valid Azure stack config for `environment`; `overrides` are project keys (camelCase)."""
-    config = {
-        "mlops-stack:cloud": "azure",
-        "mlops-stack:environment": environment,
-        "mlops-stack:githubRepository": REPOSITORY,
-        "azure-native:location": LOCATION,
-    }
-    if environment == "sandbox":
-        config["mlops-stack:sandboxExpiresAt"] = "2026-12-01T18:00:00Z"
-    config.update({f"mlops-stack:{key}": value for key, value in overrides.items()})
-    return config
+    return stack_config("azure", environment, {"azure-native:location": LOCATION}, REPOSITORY, **overrides)
 
 
 def with_model(environment: str, **overrides: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
-from testing.pulumi_program import ProgramRun, run_program
+from testing.pulumi_program import ProgramRun, run_program, stack_config
 
 PROJECT = "acme-ml"
 PROJECT_NUMBER = "123456789012"
@@ -18,24 +18,9 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def config_for(environment: str, **overrides: str | None) -> dict[str, str]:
-    """A valid GCP stack config; overrides use bare project keys (`modelVersion`) or full `ns:key`
-    names, and None removes a key."""
-    config = {
-        "mlops-stack:cloud": "gcp",
-        "mlops-stack:environment": environment,
-        "mlops-stack:githubRepository": REPOSITORY,
-        "gcp:project": PROJECT,
-        "gcp:region": REGION,
-    }
-    if environment == "sandbox":
-        config["mlops-stack:sandboxExpiresAt"] = "2026-12-01T18:00:00Z"
-    for key, value in overrides.items():
-        full = key if ":" in key else f"mlops-stack:{key}"
-        if value is None:
-            config.pop(full, None)
-        else:
-            config[full] = value
-    return config
+    """A valid GCP stack config; see testing.pulumi_program.stack_config for overrides."""
+    location = {"gcp:project": PROJECT, "gcp:region": REGION}
+    return stack_config("gcp", environment, location, REPOSITORY, **overrides)
 
 
 def with_model(**overrides: str | None) -> dict[str, str | None]:
