@@ -21,7 +21,7 @@ uv: $(UV)
 
 .PHONY: sync
 sync: uv ## install the Python environment (.venv) from uv.lock
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 .PHONY: test-deps
 test-deps: sync ## install what the tests start: PostgreSQL binaries, Node + Azurite
