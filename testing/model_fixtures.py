@@ -5,7 +5,7 @@ model: the seed story's random forest, signature and input example included, sav
 the one type it needs trusted.
 """
 
-from collections.abc import Iterator
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,26 +39,35 @@ def log_example_model(root: Path, n_estimators: int = 50) -> LoggedModel:
     from mlflow.models import infer_signature
 
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    experiment_id = mlflow.create_experiment("example", artifact_location=(root / "artifacts").as_uri())
-    trained = train(n_estimators=n_estimators)
-    sample = trained.test_features[list(FEATURES)].reset_index(drop=True)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params(trained.params)
-        mlflow.log_metrics(trained.metrics)
-        mlflow.sklearn.log_model(
-            trained.model,
-            name="model",
-            signature=infer_signature(sample, trained.model.predict(sample)),
-            input_example=sample.head(2),
-            registered_model_name=REGISTERED_NAME,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
-    client = mlflow.MlflowClient()
-    version = client.search_model_versions(f"name='{REGISTERED_NAME}'")[0].version
-    client.set_registered_model_alias(REGISTERED_NAME, "challenger", version)
-    registry_uri = f"models:/{REGISTERED_NAME}/{version}"
-    local_path = mlflow.artifacts.download_artifacts(registry_uri, dst_path=str(root / "downloaded"))
+    # Through the environment, not mlflow.set_tracking_uri: that one pins a process-wide URI that outlives
+    # this function and would send later tests' MLflow calls here instead of to their own servers.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    try:
+        experiment_id = mlflow.create_experiment("example", artifact_location=(root / "artifacts").as_uri())
+        trained = train(n_estimators=n_estimators)
+        sample = trained.test_features[list(FEATURES)].reset_index(drop=True)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_params(trained.params)
+            mlflow.log_metrics(trained.metrics)
+            mlflow.sklearn.log_model(
+                trained.model,
+                name="model",
+                signature=infer_signature(sample, trained.model.predict(sample)),
+                input_example=sample.head(2),
+                registered_model_name=REGISTERED_NAME,
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            )
+        client = mlflow.MlflowClient()
+        version = client.search_model_versions(f"name='{REGISTERED_NAME}'")[0].version
+        client.set_registered_model_alias(REGISTERED_NAME, "challenger", version)
+        registry_uri = f"models:/{REGISTERED_NAME}/{version}"
+        local_path = mlflow.artifacts.download_artifacts(registry_uri, dst_path=str(root / "downloaded"))
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
     return LoggedModel(
         tracking_uri=tracking_uri,
         registry_uri=registry_uri,
@@ -70,10 +79,6 @@ def log_example_model(root: Path, n_estimators: int = 50) -> LoggedModel:
 
 
 @pytest.fixture(scope="session")
-def example_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedModel]:
+def example_model(tmp_path_factory: pytest.TempPathFactory) -> LoggedModel:
     """A small (10-tree) example model in a throwaway local MLflow store, shared by the whole session."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
-    yield log_example_model(tmp_path_factory.mktemp("mlflow"), n_estimators=10)
-    mlflow.set_tracking_uri(previous)
+    return log_example_model(tmp_path_factory.mktemp("mlflow"), n_estimators=10)
