@@ -57,6 +57,8 @@ def log_example_model(root: Path, n_estimators: int = 50) -> LoggedModel:
                 input_example=sample.head(2),
                 registered_model_name=REGISTERED_NAME,
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
+                # Named, not inferred: inferring exports this whole uv project (Pulumi included).
+                pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
             )
         client = mlflow.MlflowClient()
         version = client.search_model_versions(f"name='{REGISTERED_NAME}'")[0].version
