@@ -161,7 +161,8 @@ DATABASE_TIERS: Mapping[Cloud, tuple[re.Pattern[str], str]] = {
     Cloud.AWS: (re.compile(r"^(serverless|db\.[a-z0-9]+\.[a-z0-9]+)$"), "serverless"),
     Cloud.AZURE: (re.compile(r"^Standard_[A-Za-z0-9_]+$"), "Standard_B1ms"),
 }
-SANDBOX_STACK = re.compile(r"^(gcp|aws|azure)-sandbox-[a-z0-9][a-z0-9-]{0,30}$")
+# The one definition of a sandbox's name; scripts/sandbox.py's destroy guard uses it too.
+SANDBOX_STACK = re.compile(r"^(?P<cloud>gcp|aws|azure)-sandbox-(?P<id>[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?)$")
 
 
 class ConfigError(Exception):

@@ -28,13 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from infra.config import SANDBOX_STACK
 from scripts.pulumi_cli import PROJECT, PulumiCli, PulumiError, SubprocessPulumiCli
 
 CLOUDS = ("gcp", "aws", "azure")
 ENVIRONMENT_KEY = f"{PROJECT}:environment"
 EXPIRES_KEY = f"{PROJECT}:sandboxExpiresAt"
 CLOUD_KEY = f"{PROJECT}:cloud"
-SANDBOX_STACK = re.compile(r"^(?P<cloud>gcp|aws|azure)-sandbox-(?P<id>[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?)$")
 MAX_TTL = timedelta(days=14)
 """A sandbox that outlives two weeks is an environment nobody planned for: ask for a real stack."""
 _TTL = re.compile(r"^(?P<amount>[1-9][0-9]*)(?P<unit>[mhd])$")
