@@ -79,18 +79,11 @@ class ModelApi(pulumi.ComponentResource):
                         resources=cloud_run.resources(settings.api),
                         envs=cloud_run.plain_env(environment.plain) + secrets.env,
                         # No traffic until the model is loaded; restarted if the process stops answering.
-                        startup_probe=cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
-                            http_get=cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(
-                                path=API_READINESS_PATH
-                            ),
-                            period_seconds=STARTUP_PROBE_PERIOD_SECONDS,
-                            failure_threshold=STARTUP_PROBE_FAILURES,
-                        ),
-                        liveness_probe=cloudrunv2.ServiceTemplateContainerLivenessProbeArgs(
-                            http_get=cloudrunv2.ServiceTemplateContainerLivenessProbeHttpGetArgs(
-                                path=API_LIVENESS_PATH
-                            ),
-                            period_seconds=30,
+                        **cloud_run.probes(
+                            API_READINESS_PATH,
+                            API_LIVENESS_PATH,
+                            STARTUP_PROBE_PERIOD_SECONDS,
+                            STARTUP_PROBE_FAILURES,
                         ),
                     )
                 ],

@@ -61,3 +61,24 @@ def allow_public_invocation(
         member="allUsers",
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+LIVENESS_PERIOD_SECONDS = 30
+
+
+def probes(
+    startup_path: str, liveness_path: str, startup_period_seconds: int, startup_failures: int
+) -> dict[str, object]:
+    """Startup and liveness HTTP probes, as keyword arguments for a container: no traffic until
+    `startup_path` answers (for up to period x failures seconds), restarted if `liveness_path` stops."""
+    return {
+        "startup_probe": cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
+            http_get=cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(path=startup_path),
+            period_seconds=startup_period_seconds,
+            failure_threshold=startup_failures,
+        ),
+        "liveness_probe": cloudrunv2.ServiceTemplateContainerLivenessProbeArgs(
+            http_get=cloudrunv2.ServiceTemplateContainerLivenessProbeHttpGetArgs(path=liveness_path),
+            period_seconds=LIVENESS_PERIOD_SECONDS,
+        ),
+    }

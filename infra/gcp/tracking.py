@@ -111,7 +111,6 @@ class TrackingService(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        probe = cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(path=TRACKING_HEALTH_PATH)
         service = cloudrunv2.Service(
             f"{name}-service",
             name=service_name,
@@ -145,16 +144,11 @@ class TrackingService(pulumi.ComponentResource):
                                 name="cloudsql", mount_path=CLOUD_SQL_SOCKETS
                             )
                         ],
-                        startup_probe=cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
-                            http_get=probe,
-                            period_seconds=STARTUP_PROBE_PERIOD_SECONDS,
-                            failure_threshold=STARTUP_PROBE_FAILURES,
-                        ),
-                        liveness_probe=cloudrunv2.ServiceTemplateContainerLivenessProbeArgs(
-                            http_get=cloudrunv2.ServiceTemplateContainerLivenessProbeHttpGetArgs(
-                                path=TRACKING_HEALTH_PATH
-                            ),
-                            period_seconds=30,
+                        **cloud_run.probes(
+                            TRACKING_HEALTH_PATH,
+                            TRACKING_HEALTH_PATH,
+                            STARTUP_PROBE_PERIOD_SECONDS,
+                            STARTUP_PROBE_FAILURES,
                         ),
                     )
                 ],
