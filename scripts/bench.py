@@ -3,8 +3,10 @@
 The 50-tree example model is logged and registered in a throwaway local MLflow store (no server), then
 each server in turn is started on a free 127.0.0.1 port from `models:/throughput/1`, timed from process
 start to its first good prediction, driven at several concurrencies with the same requests (bounded in
-requests and time), and watched for peak memory (PSS of the process and all its children). Prints one
-table with the ratios ours/mlflow. Each server runs with its default worker count.
+requests and time by scripts/load_generator.py, rotating through them; by time only with wrk, which is
+used when installed and sends the first request body), and watched for peak memory (PSS of the process and
+all its children). Prints one table with the ratios ours/mlflow. Each server runs with its default
+worker count.
 """
 
 import asyncio
@@ -22,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from scripts.load_generator import LoadResult, post_request, run_load
+from scripts.wrk_load import run_wrk, wrk_available
 from testing.model_fixtures import log_example_model
 from testing.ports import free_port
 
@@ -132,9 +135,12 @@ def bench_server(
         run.startup_seconds = time.monotonic() - started
         requests = [post_request(HOST, port, "/invocations", body) for body in bodies]
         for concurrency in CONCURRENCIES:
-            result = asyncio.run(
-                run_load(HOST, port, requests, concurrency, SECONDS_PER_LEVEL, MAX_REQUESTS_PER_LEVEL)
-            )
+            if wrk_available():
+                result = run_wrk(HOST, port, "/invocations", bodies[0], concurrency, SECONDS_PER_LEVEL)
+            else:
+                result = asyncio.run(
+                    run_load(HOST, port, requests, concurrency, SECONDS_PER_LEVEL, MAX_REQUESTS_PER_LEVEL)
+                )
             run.loads.append(result)
             print(
                 f"  {name:6} c={concurrency:<3} {result.requests_per_second:7.0f} req/s  "
@@ -214,7 +220,8 @@ def main() -> None:
             )
         print()
         print(
-            f"Model: RandomForestRegressor, 50 trees; 1-row dataframe_split requests; {os.cpu_count()} CPUs."
+            f"Model: RandomForestRegressor, 50 trees; 1-row dataframe_split requests; {os.cpu_count()} CPUs; "
+            f"load from {'wrk' if wrk_available() else 'scripts/load_generator.py'}."
         )
         print(format_table(runs["mlflow"], runs["ours"]))
 

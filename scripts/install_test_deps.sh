@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the non-Python programs the test suite starts: PostgreSQL server binaries (initdb, pg_ctl)
-# and Node.js with Azurite. Idempotent: does nothing for what is already there.
+# wrk, and Node.js with Azurite. Idempotent: does nothing for what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,10 @@ apt_install() {
 if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   echo "installing PostgreSQL server binaries"
   apt_install postgresql
+fi
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (the benchmark's load generator; its wrapper has a test)"
+  apt_install wrk
 fi
 if ! command -v npm >/dev/null; then
   echo "installing Node.js"

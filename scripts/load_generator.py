@@ -23,6 +23,8 @@ class LoadResult:
     ok: int = 0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
+    # Percentiles a tool computed itself (wrk reports them, not the samples), by percent.
+    reported_percentiles_ms: dict[float, float] = field(default_factory=dict)
 
     @property
     def requests_per_second(self) -> float:
@@ -31,6 +33,8 @@ class LoadResult:
 
     def percentile_ms(self, percent: float) -> float:
         """A latency percentile in milliseconds (NaN when nothing succeeded)."""
+        if percent in self.reported_percentiles_ms:
+            return self.reported_percentiles_ms[percent]
         return float(np.percentile(self.latencies, percent) * 1000) if self.latencies else float("nan")
 
 
