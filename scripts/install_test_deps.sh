@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the non-Python programs the test suite starts: PostgreSQL server binaries (initdb, pg_ctl)
+# Installs the non-Python programs the test suite starts: PostgreSQL server binaries (initdb, pg_ctl),
 # wrk, and Node.js with Azurite. Idempotent: does nothing for what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
