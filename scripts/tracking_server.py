@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import requests
 
+from infra.mlflow_server.command import basic_auth_config
+
 ADMIN_USERNAME = "admin"
 HEALTH_TIMEOUT_S = 90.0
 
@@ -69,13 +71,7 @@ def write_auth_config(files: TrackingServerFiles) -> None:
     `NO_PERMISSIONS` by default: a user the admin creates sees nothing until granted access.
     The admin password is not in this file; it reaches the server through its environment.
     """
-    files.auth_config.write_text(
-        "[mlflow]\n"
-        "default_permission = NO_PERMISSIONS\n"
-        f"database_uri = sqlite:///{files.auth_db}\n"
-        f"admin_username = {ADMIN_USERNAME}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
+    files.auth_config.write_text(basic_auth_config(f"sqlite:///{files.auth_db}", ADMIN_USERNAME))
 
 
 def start_tracking_server(

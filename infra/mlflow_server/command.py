@@ -82,17 +82,24 @@ def allowed_hosts(settings: ServerSettings) -> list[str]:
 
 
 def auth_config_text(settings: ServerSettings) -> str:
-    """MLflow's basic-auth config file (it holds the database password: write it 0600).
+    """MLflow's basic-auth config file for the image (it holds the database password: write it 0600)."""
+    return basic_auth_config(
+        database_url(settings).render_as_string(hide_password=False), settings.admin_username
+    )
+
+
+def basic_auth_config(database_uri: str, admin_username: str) -> str:
+    """MLflow's basic-auth config, the same for the image and the local stack (scripts/tracking_server.py).
 
     MLflow reads it with `configparser`, whose interpolation treats `%` specially, and SQLAlchemy's
-    escaping produces `%XX` sequences, hence the doubling.
+    escaping produces `%XX` sequences, hence the doubling. The admin password is not in it: MLflow takes
+    it from the environment.
     """
-    uri = database_url(settings).render_as_string(hide_password=False).replace("%", "%%")
     return (
         "[mlflow]\n"
         f"default_permission = {DEFAULT_PERMISSION}\n"
-        f"database_uri = {uri}\n"
-        f"admin_username = {settings.admin_username}\n"
+        f"database_uri = {database_uri.replace('%', '%%')}\n"
+        f"admin_username = {admin_username}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
     )
