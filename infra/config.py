@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 PROJECT = "mlops-stack"
 EnumT = TypeVar("EnumT", bound=StrEnum)
@@ -112,6 +113,13 @@ REGION_KEYS: Mapping[Cloud, tuple[str, ...]] = {
     Cloud.AZURE: ("azure-native:location",),
 }
 
+# The Pulumi state backend and secrets provider URL schemes of each cloud (what scripts/bootstrap.py prints).
+STATE_SCHEMES: Mapping[Cloud, tuple[str, str]] = {
+    Cloud.GCP: ("gs", "gcpkms"),
+    Cloud.AWS: ("s3", "awskms"),
+    Cloud.AZURE: ("azblob", "azurekeyvault"),
+}
+
 # Which artifact-store scheme a model source must use on each cloud.
 ARTIFACT_SCHEMES: Mapping[Cloud, str] = {Cloud.GCP: "gs://", Cloud.AWS: "s3://", Cloud.AZURE: "wasbs://"}
 
@@ -142,14 +150,25 @@ PROJECT_KEYS: tuple[str, ...] = (
     "modelSource",
     "registryKeepImages",
     "awsOidcProviderArn",
+    "githubBranch",
+    "stateBackend",
+    "stateSecretsProvider",
+    "sandboxes",
+    "sandboxStateBackend",
+    "sandboxStateSecretsProvider",
 )
 STATIC_DEFAULTS: Mapping[str, str] = {
     "apiAuth": ApiAuth.API_KEY.value,
     "modelName": "throughput",
     "registryKeepImages": "10",
     "geoRedundantBackup": "false",
+    "githubBranch": "main",
+    "sandboxes": "false",
 }
 
+# The example stacks' placeholder: an `up` with it would hand deploy rights to whoever owns that repository.
+PLACEHOLDER_REPOSITORIES = frozenset({"my-org/mlops-stack"})
+GITHUB_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 IMAGE_BY_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
@@ -172,6 +191,47 @@ class ConfigError(Exception):
         self.problems = problems
         lines = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"stack {stack!r} has {len(problems)} config problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class StateLocation:
+    """One environment's Pulumi state backend and secrets key, as `pulumi login` and `stack init` take them.
+
+    The stack grants its CI identities access to exactly these (the deploy identity reads and writes the
+    state and encrypts/decrypts with the key; the preview identity only reads and decrypts), so no
+    identity can read another environment's state. scripts/bootstrap.py creates one per environment and
+    prints both URLs.
+    """
+
+    backend_url: (
+        str  # gs://bucket[/prefix], s3://bucket[/prefix]?region=…, azblob://container?storage_account=…
+    )
+    secrets_provider: str  # gcpkms://projects/…/cryptoKeys/…, awskms://alias/…?region=…, azurekeyvault://…
+
+    @property
+    def bucket(self) -> str:
+        """The bucket (GCS, S3) or blob container (Azure) that holds the state."""
+        return urlsplit(self.backend_url).netloc
+
+    @property
+    def prefix(self) -> str:
+        """The path inside the bucket under which Pulumi keeps `.pulumi/` ("" for the bucket root)."""
+        return urlsplit(self.backend_url).path.strip("/")
+
+    @property
+    def backend_query(self) -> dict[str, str]:
+        """The backend URL's query: `region` (S3), `storage_account` (Azure)."""
+        return dict(parse_qsl(urlsplit(self.backend_url).query))
+
+    @property
+    def key(self) -> str:
+        """The secrets provider without its scheme and query: a key path, `alias/…`, or `vault/keys/name`."""
+        parts = urlsplit(self.secrets_provider)
+        return f"{parts.netloc}{parts.path}"
+
+    @property
+    def key_query(self) -> dict[str, str]:
+        return dict(parse_qsl(urlsplit(self.secrets_provider).query))
 
 
 @dataclass(frozen=True)
@@ -209,6 +269,10 @@ class StackSettings:
     gcp_project: str | None
     github_repository: str
     github_environment: str
+    github_branch: str  # pushes to it deploy; prod's preview identity trusts only jobs on it
+    state: StateLocation | None  # this environment's state; None: the stack grants CI no state access
+    hosts_sandboxes: bool  # dev only: this stack makes the sandboxes' deploy identity
+    sandbox_state: StateLocation | None  # where sandbox stacks keep their state (dev with sandboxes only)
     protect: bool
     backups: bool
     backup_retention_days: int
@@ -341,6 +405,13 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
     github_repository = check.matching(
         "githubRepository", GITHUB_REPOSITORY, "owner/name of the GitHub repository CI runs from"
     )
+    if github_repository in PLACEHOLDER_REPOSITORIES:
+        check.fail(
+            "githubRepository",
+            f"is the example's placeholder {github_repository!r}: the CI identities would trust whoever "
+            "owns that repository",
+            "pulumi config set mlops-stack:githubRepository <your-org>/<your-repo>",
+        )
     if github_repository is None and check.raw("githubRepository") is None:
         check.fail(
             "githubRepository",
@@ -353,6 +424,13 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         check.fail("protect", "is true on a sandbox", "sandboxes must be destroyable in one step: remove it")
 
     expires_at = _sandbox_expiry(check, environment)
+    hosts_sandboxes = check.boolean("sandboxes", False)
+    if hosts_sandboxes and environment not in (None, Environment.DEV):
+        check.fail(
+            "sandboxes",
+            f"is true on a {environment.value} stack",
+            "only the dev stack makes the sandboxes' identity: remove it here and set it on <cloud>-dev",
+        )
 
     tracking = _container(check, "tracking", rules, defaults.tracking_min_instances, max_default=2)
     api = _container(check, "api", rules, defaults.api_min_instances, max_default=defaults.api_max_instances)
@@ -378,6 +456,10 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         gcp_project=gcp_project,
         github_repository=github_repository or "",
         github_environment=check.raw("githubEnvironment") or (environment or Environment.DEV).value,
+        github_branch=check.matching("githubBranch", GITHUB_BRANCH, "a branch name such as main") or "main",
+        state=_state_location(check, cloud, "state"),
+        hosts_sandboxes=hosts_sandboxes,
+        sandbox_state=_sandbox_state(check, cloud, hosts_sandboxes),
         protect=protect,
         backups=defaults.backups,
         backup_retention_days=check.integer("backupRetentionDays", defaults.backup_retention_days, 1, 35),
@@ -489,3 +571,41 @@ def _model_pin(check: _Checker, cloud: Cloud | None, name: str) -> ModelPin | No
         check.fail("modelSource", f"{source!r} is not in this cloud's artifact store", f"expected {scheme}…")
         return None
     return ModelPin(name=name, version=int(version), source=source)
+
+
+def _state_location(check: _Checker, cloud: Cloud | None, prefix: str) -> StateLocation | None:
+    """`<prefix>Backend` + `<prefix>SecretsProvider`: both or neither, in this cloud's schemes."""
+    backend_key, provider_key = f"{prefix}Backend", f"{prefix}SecretsProvider"
+    backend, provider = check.raw(backend_key), check.raw(provider_key)
+    if backend is None and provider is None:
+        return None
+    fix = "set both to what scripts/bootstrap.py printed for this environment"
+    if backend is None or provider is None:
+        check.fail(backend_key if backend is None else provider_key, "is not set but the other one is", fix)
+        return None
+    if cloud is None:
+        return None
+    backend_scheme, provider_scheme = STATE_SCHEMES[cloud]
+    problems = len(check.problems)
+    if urlsplit(backend).scheme != backend_scheme or not urlsplit(backend).netloc:
+        check.fail(
+            backend_key, f"{backend!r} is not a {cloud.value} state backend", f"expected {backend_scheme}://…"
+        )
+    if urlsplit(provider).scheme != provider_scheme or not urlsplit(provider).netloc:
+        check.fail(
+            provider_key,
+            f"{provider!r} is not a {cloud.value} secrets provider",
+            f"expected {provider_scheme}://…",
+        )
+    return StateLocation(backend, provider) if len(check.problems) == problems else None
+
+
+def _sandbox_state(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) -> StateLocation | None:
+    location = _state_location(check, cloud, "sandboxState")
+    if location is not None and not hosts_sandboxes:
+        check.fail(
+            "sandboxStateBackend",
+            "is set but sandboxes is not true",
+            "set mlops-stack:sandboxes true on the dev stack, or remove the sandbox state keys",
+        )
+    return location

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -162,4 +163,24 @@ def stack_config(
             config.pop(full, None)
         else:
             config[full] = value
+    return config
+
+
+EXAMPLE_REPOSITORY = "acme-ml/mlops-stack"
+
+
+def example_stack_config(stack: str) -> dict[str, str]:
+    """A committed example stack's config as Pulumi hands it to the program (every value a string), with the
+    placeholder repository replaced as the README tells users to (config refuses the placeholder)."""
+    import yaml
+
+    from infra.config import PLACEHOLDER_REPOSITORIES
+
+    path = Path(__file__).resolve().parents[1] / "stacks" / f"Pulumi.{stack}.yaml"
+    config = {
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in yaml.safe_load(path.read_text())["config"].items()
+    }
+    if config.get("mlops-stack:githubRepository") in PLACEHOLDER_REPOSITORIES:
+        config["mlops-stack:githubRepository"] = EXAMPLE_REPOSITORY
     return config

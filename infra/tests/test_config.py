@@ -20,7 +20,7 @@ from infra.tests.paths import REPOSITORY_ROOT
 GOOD = {
     "mlops-stack:cloud": "gcp",
     "mlops-stack:environment": "dev",
-    "mlops-stack:githubRepository": "my-org/mlops-stack",
+    "mlops-stack:githubRepository": "acme-ml/mlops-stack",
     "gcp:project": "my-project",
     "gcp:region": "europe-west1",
 }
@@ -171,24 +171,139 @@ def test_iam_auth_is_gcp_only():
     assert any("iam is only available on GCP" in p for p in problems_of(values, stack="aws-dev"))
 
 
-def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads():
-    project = yaml.safe_load((REPOSITORY_ROOT / "Pulumi.yaml").read_text())
-    declared = project["config"]
-    assert set(declared) == set(PROJECT_KEYS)
+# What `pulumi preview` checks before our program runs (pulumi/pulumi pkg/workspace/config.go,
+# mergeConfig and validateStackConfigValue; sdk/go/common/workspace/project.go, ValidateConfigValue):
+# a project key declared without `default` or `value` must be set by the stack, and a typed key's value
+# (always a string in the stack's config map) must parse as its type.
+def pulumi_config_errors(project: Mapping, stack_config: Mapping) -> list[str]:
+    errors = []
+    name = project["name"]
+    for key, spec in project.get("config", {}).items():
+        full = key if ":" in key else f"{name}:{key}"
+        if full.split(":")[0] != name:
+            continue
+        value = stack_config.get(full)
+        if value is None:
+            if "default" not in spec and "value" not in spec:
+                errors.append(f"missing configuration value '{key}'")
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        kind = spec.get("type")
+        if (kind == "integer" and not text.lstrip("-").isdigit()) or (
+            kind == "boolean" and text not in ("true", "false")
+        ):
+            errors.append(f"configuration key '{key}' must be of type '{kind}'")
+    return errors
+
+
+def project_file() -> dict:
+    return yaml.safe_load((REPOSITORY_ROOT / "Pulumi.yaml").read_text())
+
+
+def example_stacks() -> list[tuple[str, dict]]:
+    stacks = []
+    for path in sorted((REPOSITORY_ROOT / "stacks").glob("Pulumi.*.yaml")):
+        stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        stacks.append((stack, yaml.safe_load(path.read_text())["config"]))
+    return stacks
+
+
+def test_pulumis_rule_catches_a_typed_key_without_a_default():
+    project = {"name": "mlops-stack", "config": {"apiCpu": {"type": "string"}, "modelName": {"default": "x"}}}
+    assert pulumi_config_errors(project, {}) == ["missing configuration value 'apiCpu'"]
+    assert pulumi_config_errors(project, {"mlops-stack:apiCpu": "1"}) == []
+
+
+def test_pulumi_yaml_declares_only_keys_the_program_reads_each_with_the_programs_default():
+    declared = project_file()["config"]
+    assert set(declared) <= set(PROJECT_KEYS)
+    assert set(declared) == set(STATIC_DEFAULTS)
     for key, spec in declared.items():
         assert spec.get("description"), f"{key} has no description"
         assert spec.get("type") in ("string", "integer", "boolean"), key
-        if "default" in spec:
-            assert str(spec["default"]).lower() == STATIC_DEFAULTS[key].lower(), key
-    assert {k for k, s in declared.items() if "default" in s} == set(STATIC_DEFAULTS)
+        assert str(spec["default"]).lower() == STATIC_DEFAULTS[key].lower(), key
 
 
-def test_committed_example_stacks_are_valid_and_hold_no_secret_in_clear():
-    stack_files = sorted((REPOSITORY_ROOT / "stacks").glob("Pulumi.*.yaml"))
-    for path in stack_files:
-        stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-        config = yaml.safe_load(path.read_text())["config"]
-        assert not any(isinstance(v, dict) and "secure" in v for v in config.values()), path
+@pytest.mark.parametrize(("stack", "config"), example_stacks(), ids=lambda value: str(value)[:20])
+def test_every_example_stack_passes_pulumis_own_config_check(stack: str, config: dict) -> None:
+    assert pulumi_config_errors(project_file(), config) == [], stack
+
+
+def test_a_minimal_stack_and_a_sandbox_pass_pulumis_own_config_check():
+    sandbox = {
+        **GOOD,
+        "mlops-stack:environment": "sandbox",
+        "mlops-stack:sandboxExpiresAt": "2026-12-01T18:00:00Z",
+    }
+    for config in (GOOD, sandbox):
+        assert pulumi_config_errors(project_file(), config) == []
+
+
+def test_committed_example_stacks_are_refused_only_for_the_placeholder_repository_and_hold_no_secret():
+    for stack, config in example_stacks():
+        assert not any(isinstance(v, dict) and "secure" in v for v in config.values()), stack
         values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in config.items()}
-        settings = load_settings(read=values.get, stack=stack)
-        assert settings.stack == stack
+        problems = problems_of(values, stack)
+        assert len(problems) == 1, problems
+        assert problems[0].startswith("mlops-stack:githubRepository: is the example's placeholder"), problems
+        assert "pulumi config set mlops-stack:githubRepository <your-org>/<your-repo>" in problems[0]
+        values["mlops-stack:githubRepository"] = "acme-ml/mlops-stack"
+        assert settings_from(values, stack).stack == stack
+
+
+def test_state_locations_must_come_in_pairs_in_this_clouds_schemes():
+    gcp_state = {
+        "mlops-stack:stateBackend": "gs://acme-ml-state-dev",
+        "mlops-stack:stateSecretsProvider": "gcpkms://projects/acme-ml/locations/europe-west1/keyRings/"
+        "mlops-stack/cryptoKeys/pulumi-secrets-dev",
+    }
+    state = settings_from({**GOOD, **gcp_state}).state
+    assert state is not None
+    assert state.bucket == "acme-ml-state-dev"
+    assert (
+        state.key
+        == "projects/acme-ml/locations/europe-west1/keyRings/mlops-stack/cryptoKeys/pulumi-secrets-dev"
+    )
+    assert settings_from(GOOD).state is None
+    half = problems_of({**GOOD, "mlops-stack:stateBackend": "gs://acme-ml-state-dev"})
+    assert half == [
+        "mlops-stack:stateSecretsProvider: is not set but the other one is; "
+        "set both to what scripts/bootstrap.py printed for this environment"
+    ]
+    wrong = problems_of({**GOOD, **gcp_state, "mlops-stack:stateBackend": "s3://acme-state?region=eu-west-1"})
+    assert wrong == [
+        "mlops-stack:stateBackend: 's3://acme-state?region=eu-west-1' is not a gcp state backend; expected gs://…"
+    ]
+    aws = settings_from(
+        {
+            **GOOD,
+            "mlops-stack:cloud": "aws",
+            "aws:region": "eu-west-1",
+            "mlops-stack:stateBackend": "s3://acme-state-dev?region=eu-west-1&awssdk=v2",
+            "mlops-stack:stateSecretsProvider": "awskms://alias/mlops-stack-pulumi-secrets-dev?region=eu-west-1",
+        },
+        stack="aws-dev",
+    ).state
+    assert aws is not None
+    assert (aws.bucket, aws.backend_query["region"], aws.key) == (
+        "acme-state-dev",
+        "eu-west-1",
+        "alias/mlops-stack-pulumi-secrets-dev",
+    )
+
+
+def test_only_a_dev_stack_may_host_sandboxes_and_only_it_takes_sandbox_state():
+    assert settings_from({**GOOD, "mlops-stack:sandboxes": "true"}).hosts_sandboxes is True
+    prod = {**GOOD, "mlops-stack:environment": "prod", "mlops-stack:sandboxes": "true"}
+    assert any(
+        p.startswith("mlops-stack:sandboxes: is true on a prod stack") for p in problems_of(prod, "gcp-prod")
+    )
+    stray = {
+        **GOOD,
+        "mlops-stack:sandboxStateBackend": "gs://acme-ml-state-sandbox",
+        "mlops-stack:sandboxStateSecretsProvider": "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+    }
+    assert any("sandboxes is not true" in p for p in problems_of(stray))
+    hosted = settings_from({**stray, "mlops-stack:sandboxes": "true"}).sandbox_state
+    assert hosted is not None
+    assert hosted.bucket == "acme-ml-state-sandbox"

@@ -14,7 +14,7 @@ from testing.pulumi_program import ProgramRun, Registered, run_program, stack_co
 
 ACCOUNT_ID = "123456789012"
 REGION = "eu-west-1"
-REPOSITORY = "my-org/mlops-stack"
+REPOSITORY = "acme-ml/mlops-stack"
 STACKS = {"dev": "aws-dev", "prod": "aws-prod", "sandbox": "aws-sandbox-alice"}
 MODEL_SOURCE = "s3://aws-dev-artifacts-bucket/mlflow/1/models/m-0123/artifacts"
 REGISTRY_HOST = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"

@@ -1,16 +1,14 @@
 """The committed example stacks are valid and build the platform they describe."""
 
 import pytest
-import yaml
 
 from infra.tests.aws.conftest import express_service, run_aws
-from infra.tests.paths import REPOSITORY_ROOT
+from testing.pulumi_program import example_stack_config
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_example_stack_builds(environment: str) -> None:
-    path = REPOSITORY_ROOT / "stacks" / f"Pulumi.aws-{environment}.yaml"
-    config = {key: str(value) for key, value in yaml.safe_load(path.read_text())["config"].items()}
+    config = example_stack_config(f"aws-{environment}")
     run = run_aws(environment, config)
     assert run.outputs["trackingUri"].startswith("https://")
     tracking = express_service(run, "tracking").inputs

@@ -17,7 +17,7 @@ from testing.pulumi_program import ProgramRun, run_program, stack_config
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "99999999-8888-7777-6666-555555555555"
 DEFAULT_DOMAIN = "kindsea-1a2b3c4d.westeurope.azurecontainerapps.io"
-REPOSITORY = "my-org/mlops-stack"
+REPOSITORY = "acme-ml/mlops-stack"
 LOCATION = "westeurope"
 STACKS = {"dev": "azure-dev", "prod": "azure-prod", "sandbox": "azure-sandbox-alice"}
 MODEL_SOURCE = "wasbs://mlflow@azuredevmlflowabc123.blob.core.windows.net/mlflow/1/models/m-0123/artifacts"

@@ -1,16 +1,15 @@
 """The committed example stacks are valid Azure configs."""
 
 import pytest
-import yaml
 
 from infra.config import Cloud, Environment, load_settings
-from infra.tests.paths import REPOSITORY_ROOT
+from testing.pulumi_program import example_stack_config
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_example_stack_loads(environment: str) -> None:
     stack = f"azure-{environment}"
-    config = yaml.safe_load((REPOSITORY_ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    config = example_stack_config(stack)
     settings = load_settings(
         read=lambda key: None if config.get(key) is None else str(config[key]), stack=stack
     )

@@ -11,7 +11,7 @@ from testing.pulumi_program import ProgramRun, run_program, stack_config
 PROJECT = "acme-ml"
 PROJECT_NUMBER = "123456789012"
 REGION = "europe-west1"
-REPOSITORY = "my-org/mlops-stack"
+REPOSITORY = "acme-ml/mlops-stack"
 STACKS = {"dev": "gcp-dev", "prod": "gcp-prod", "sandbox": "gcp-sandbox-alice"}
 MODEL_SOURCE = "gs://acme-ml-gcp-dev-mlflow/mlflow/1/models/m-0123456789abcdef/artifacts"
 DIGEST = "sha256:" + "ab" * 32
