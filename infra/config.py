@@ -156,6 +156,10 @@ PROJECT_KEYS: tuple[str, ...] = (
     "sandboxes",
     "sandboxStateBackend",
     "sandboxStateSecretsProvider",
+    "sandboxProject",
+    "githubRepositoryId",
+    "githubOwnerId",
+    "stateResourceGroup",
 )
 STATIC_DEFAULTS: Mapping[str, str] = {
     "apiAuth": ApiAuth.API_KEY.value,
@@ -168,6 +172,8 @@ STATIC_DEFAULTS: Mapping[str, str] = {
 
 # The example stacks' placeholder: an `up` with it would hand deploy rights to whoever owns that repository.
 PLACEHOLDER_REPOSITORIES = frozenset({"my-org/mlops-stack"})
+# `gh api repos/OWNER/REPO --jq '.id, .owner.id'` prints both.
+GITHUB_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 GITHUB_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -273,6 +279,10 @@ class StackSettings:
     state: StateLocation | None  # this environment's state; None: the stack grants CI no state access
     hosts_sandboxes: bool  # dev only: this stack makes the sandboxes' deploy identity
     sandbox_state: StateLocation | None  # where sandbox stacks keep their state (dev with sandboxes only)
+    sandbox_project: str | None  # GCP, dev with sandboxes: the project sandboxes deploy into (default: dev's)
+    github_repository_id: str | None  # numeric ids GitHub puts in its tokens: they survive a rename, names
+    github_owner_id: str | None  # can be re-registered by someone else (GCP pins them in the pool condition)
+    state_resource_group: str  # Azure: the resource group of bootstrap's state account and key vault
     protect: bool
     backups: bool
     backup_retention_days: int
@@ -460,6 +470,10 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         state=_state_location(check, cloud, "state"),
         hosts_sandboxes=hosts_sandboxes,
         sandbox_state=_sandbox_state(check, cloud, hosts_sandboxes),
+        sandbox_project=_sandbox_project(check, cloud, hosts_sandboxes),
+        github_repository_id=check.matching("githubRepositoryId", GITHUB_ID, "the repository's numeric id"),
+        github_owner_id=check.matching("githubOwnerId", GITHUB_ID, "the owner's numeric id"),
+        state_resource_group=check.raw("stateResourceGroup") or "mlops-stack-state",
         protect=protect,
         backups=defaults.backups,
         backup_retention_days=check.integer("backupRetentionDays", defaults.backup_retention_days, 1, 35),
@@ -609,3 +623,14 @@ def _sandbox_state(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) 
             "set mlops-stack:sandboxes true on the dev stack, or remove the sandbox state keys",
         )
     return location
+
+
+def _sandbox_project(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) -> str | None:
+    project = check.raw("sandboxProject")
+    if project is not None and (cloud is not Cloud.GCP or not hosts_sandboxes):
+        check.fail(
+            "sandboxProject",
+            "is only read on a GCP dev stack with sandboxes: true",
+            "remove it, or set mlops-stack:sandboxes true on gcp-dev",
+        )
+    return project

@@ -24,9 +24,11 @@ class PlatformOutputs:
     registry: pulumi.Input[str]  # the container registry host/path images are pushed to
     api_url: pulumi.Input[str]  # https URL of the model API; "" until a model version is pinned
     model_uri: pulumi.Input[str]  # the artifact-store URI the API loads; "" until pinned
-    ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # what a workflow needs to log in
+    ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # what a workflow needs to log in ({} sandbox)
     tracking_admin_password: pulumi.Output[str]
     api_key: pulumi.Output[str] | None  # None when the API is protected by the cloud's IAM instead
+    # The sandboxes' deploy identity (a dev stack with `sandboxes: true`), what sandbox.yml logs in with.
+    sandbox_ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None
 
 
 class PlatformBuilder(Protocol):
@@ -50,6 +52,8 @@ def export_outputs(settings: StackSettings, outputs: PlatformOutputs) -> None:
     pulumi.export("apiUrl", outputs.api_url)
     pulumi.export("modelUri", outputs.model_uri)
     pulumi.export("ciIdentity", outputs.ci_identity)
+    if outputs.sandbox_ci_identity is not None:
+        pulumi.export("sandboxCiIdentity", outputs.sandbox_ci_identity)
     pulumi.export("trackingAdminUsername", TRACKING_ADMIN_USERNAME)
     pulumi.export("trackingAdminPassword", pulumi.Output.secret(outputs.tracking_admin_password))
     if outputs.api_key is not None:

@@ -15,6 +15,8 @@ REPOSITORY = "acme-ml/mlops-stack"
 STACKS = {"dev": "gcp-dev", "prod": "gcp-prod", "sandbox": "gcp-sandbox-alice"}
 MODEL_SOURCE = "gs://acme-ml-gcp-dev-mlflow/mlflow/1/models/m-0123456789abcdef/artifacts"
 DIGEST = "sha256:" + "ab" * 32
+# Who runs a sandbox's `pulumi up` (the dev stack's sandbox CI account), as Google reports the caller.
+SANDBOX_DEPLOYER = f"gcp-dev-ci-sandbox@{PROJECT}.iam.gserviceaccount.com"
 
 
 def config_for(environment: str, **overrides: str | None) -> dict[str, str]:
@@ -54,6 +56,8 @@ def gcp_outputs(args: MockResourceArgs) -> Mapping[str, Any]:
 def gcp_calls(args: MockCallArgs) -> Mapping[str, Any]:
     if args.token == "gcp:organizations/getProject:getProject":
         return {"projectId": PROJECT, "number": PROJECT_NUMBER}
+    if args.token == "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":
+        return {"email": SANDBOX_DEPLOYER}
     if args.token == "gcp:organizations/getClientConfig:getClientConfig":
         return {"accessToken": "mock-access-token", "project": PROJECT, "region": REGION}
     return {}

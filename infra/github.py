@@ -1,0 +1,63 @@
+"""GitHub Actions as an OIDC identity provider: the issuer, and which token subjects each CI identity trusts.
+
+One table for the three clouds, so a GCP workload identity binding, an AWS role trust and an Azure federated
+credential all say the same thing. GitHub sets the token's `sub` claim and a workflow cannot change it
+(https://docs.github.com/en/actions/reference/security/oidc#example-subject-claims):
+
+- a job that runs in a GitHub environment E: `repo:OWNER/REPO:environment:E`, whatever the event;
+- a pull_request job without an environment: `repo:OWNER/REPO:pull_request`;
+- any other job without an environment (push, schedule, dispatch): `repo:OWNER/REPO:ref:refs/heads/B`.
+
+The isolation model (README, "Set up your team"): each environment's deploy identity trusts only jobs in its
+GitHub environment (whose protection rules gate it); preview identities of dev and staging trust pull
+requests; prod's preview identity trusts only jobs on the deploy branch (the deploy workflow previews prod
+there before the prod approval), never a pull request, so PR code never runs with prod credentials; the
+sandboxes' deploy identity, made by the dev stack, trusts only jobs in the GitHub environment `sandbox`.
+Sandbox stacks make no CI identity.
+"""
+
+from enum import StrEnum
+
+from infra.config import Environment, StackSettings
+
+ISSUER = "https://token.actions.githubusercontent.com"
+SANDBOX_ENVIRONMENT = "sandbox"  # the GitHub environment sandbox jobs run in
+
+
+class CiRole(StrEnum):
+    """The CI identities a stack can make; logical names are `<stack>-ci-<role>`."""
+
+    DEPLOY = "deploy"
+    PREVIEW = "preview"
+    SANDBOX = "sandbox"
+
+
+def environment_subject(repository: str, environment: str) -> str:
+    return f"repo:{repository}:environment:{environment}"
+
+
+def pull_request_subject(repository: str) -> str:
+    return f"repo:{repository}:pull_request"
+
+
+def branch_subject(repository: str, branch: str) -> str:
+    return f"repo:{repository}:ref:refs/heads/{branch}"
+
+
+def trusted_subjects(settings: StackSettings) -> dict[CiRole, str]:
+    """The one OIDC subject each CI identity of this stack trusts (empty for a sandbox: it makes none)."""
+    if settings.is_sandbox:
+        return {}
+    repository = settings.github_repository
+    preview = (
+        branch_subject(repository, settings.github_branch)
+        if settings.environment is Environment.PROD
+        else pull_request_subject(repository)
+    )
+    subjects = {
+        CiRole.DEPLOY: environment_subject(repository, settings.github_environment),
+        CiRole.PREVIEW: preview,
+    }
+    if settings.hosts_sandboxes:
+        subjects[CiRole.SANDBOX] = environment_subject(repository, SANDBOX_ENVIRONMENT)
+    return subjects
