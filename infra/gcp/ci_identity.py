@@ -26,7 +26,7 @@ shared by two environments the deploy account of one can change the other's serv
 per environment (dev and sandboxes may share one) is the isolation the stack recommends and supports.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -103,9 +103,7 @@ class CiIdentity(pulumi.ComponentResource):
                 f"{name}-{role}-federation",
                 service_account_id=account.name,
                 role=WORKLOAD_IDENTITY_USER,
-                member=pool_name.apply(
-                    lambda pool, subject=subject: f"principal://iam.googleapis.com/{pool}/subject/{subject}"
-                ),
+                member=pool_name.apply(_principal(subject)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         project_iam = pulumi.ResourceOptions(
@@ -114,11 +112,11 @@ class CiIdentity(pulumi.ComponentResource):
         deploy = _member(self.accounts[CiRole.DEPLOY])
         preview = _member(self.accounts[CiRole.PREVIEW])
         self._grant_deploy_roles(f"{name}-deploy", project, deploy, project_iam)
-        for role in PREVIEW_ROLES:
+        for preview_role in PREVIEW_ROLES:
             projects.IAMMember(
-                f"{name}-preview-{_role_slug(role)}",
+                f"{name}-preview-{_role_slug(preview_role)}",
                 project=project,
-                role=role,
+                role=preview_role,
                 member=preview,
                 opts=project_iam,
             )
@@ -249,6 +247,11 @@ def modified_grants_condition(roles: tuple[str, ...]) -> str:
     """CEL: the change to the allow policy adds or removes bindings of these roles only."""
     allowed = ", ".join(f"'{role}'" for role in roles)
     return f"api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([{allowed}])"
+
+
+def _principal(subject: str) -> Callable[[str], str]:
+    """The IAM member for tokens with this `sub` in a pool (pool resource name -> principal URI)."""
+    return lambda pool: f"principal://iam.googleapis.com/{pool}/subject/{subject}"
 
 
 def _member(account: serviceaccount.Account) -> pulumi.Output[str]:
