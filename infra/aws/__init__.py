@@ -11,6 +11,7 @@ import pulumi_aws as aws
 
 from infra.aws.account import lookup_account
 from infra.aws.api import ModelApi, ModelApiArgs
+from infra.aws.boundary import boundary_arn, create_boundary
 from infra.aws.ci_identity import CiIdentity, CiIdentityArgs
 from infra.aws.cluster import ServiceCluster, ServiceClusterArgs
 from infra.aws.database import Database, DatabaseArgs
@@ -55,7 +56,13 @@ class AwsPlatform(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        cluster = ServiceCluster(f"{name}-ecs", ServiceClusterArgs(settings, account), opts=child)
+        # Made first: every workload role carries it (a sandbox's is the dev stack's sandbox boundary).
+        boundary = (
+            boundary_arn(settings, account)
+            if settings.is_sandbox
+            else create_boundary(f"{name}-workload-boundary", settings, sandbox=False, parent=self).arn
+        )
+        cluster = ServiceCluster(f"{name}-ecs", ServiceClusterArgs(settings, account, boundary), opts=child)
         tracking = TrackingServer(
             f"{name}-tracking",
             TrackingServerArgs(
@@ -68,6 +75,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 serverless_database=database.is_serverless,
                 cluster_name=cluster.cluster_name,
                 infrastructure_role_arn=cluster.infrastructure_role_arn,
+                permissions_boundary_arn=boundary,
                 repository_arns=registry.repository_arns,
                 subnet_ids=network.public_subnet_ids,
                 security_group_id=network.tracking_security_group_id,
@@ -87,6 +95,7 @@ class AwsPlatform(pulumi.ComponentResource):
                     store=store,
                     cluster_name=cluster.cluster_name,
                     infrastructure_role_arn=cluster.infrastructure_role_arn,
+                    permissions_boundary_arn=boundary,
                     repository_arns=registry.repository_arns,
                     subnet_ids=network.public_subnet_ids,
                     security_group_id=network.api_security_group_id,
@@ -99,8 +108,8 @@ class AwsPlatform(pulumi.ComponentResource):
             CiIdentityArgs(
                 settings=settings,
                 account=account,
-                artifact_objects_arn=store.artifact_objects_arn,
                 artifact_key_arn=store.key_arn,
+                workload_boundary_arn=boundary,
             ),
             opts=child,
         )
@@ -110,11 +119,8 @@ class AwsPlatform(pulumi.ComponentResource):
             registry=registry.repository_prefix,
             api_url=api_url,
             model_uri=settings.model.source if settings.model else "",
-            ci_identity={
-                "deployRoleArn": ci.deploy_role_arn,
-                "previewRoleArn": ci.preview_role_arn,
-                "region": settings.region,
-            },
+            ci_identity=ci.outputs,
+            sandbox_ci_identity=ci.sandbox_outputs,
             tracking_admin_password=secrets.tracking_admin_password,
             api_key=secrets.api_key,
         )

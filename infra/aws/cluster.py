@@ -21,6 +21,7 @@ EXPRESS_INFRASTRUCTURE_POLICY = "service-role/AmazonECSInfrastructureRoleforExpr
 class ServiceClusterArgs:
     settings: StackSettings
     account: Account
+    permissions_boundary_arn: pulumi.Input[str]  # see infra.aws.boundary
 
 
 class ServiceCluster(pulumi.ComponentResource):
@@ -45,6 +46,7 @@ class ServiceCluster(pulumi.ComponentResource):
             path=workload_role_path(args.settings),
             description=f"ECS Express Mode manages the load balancer and scaling of {args.settings.stack}",
             assume_role_policy=iam.service_trust("ecs.amazonaws.com", args.account.id),
+            permissions_boundary=args.permissions_boundary_arn,
             opts=child,
         )
         aws_iam.RolePolicyAttachment(

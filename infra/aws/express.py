@@ -72,6 +72,7 @@ class ExpressServiceArgs:
     task_statements: Sequence[iam.Statement]
     cluster_name: pulumi.Input[str]
     infrastructure_role_arn: pulumi.Input[str]
+    permissions_boundary_arn: pulumi.Input[str]  # see infra.aws.boundary
     repository_arns: Sequence[pulumi.Input[str]]
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
@@ -193,6 +194,7 @@ class ExpressService(pulumi.ComponentResource):
             path=workload_role_path(settings),
             description=f"{description} {args.purpose} of {settings.stack}",
             assume_role_policy=iam.service_trust("ecs-tasks.amazonaws.com", args.account.id),
+            permissions_boundary=args.permissions_boundary_arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
         if statements:

@@ -51,6 +51,8 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
     elif args.typ == "aws:iam/role:Role":
         outputs["name"] = f"{inputs['namePrefix']}0001"
         outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role{inputs['path']}{outputs['name']}"
+    elif args.typ == "aws:iam/policy:Policy":
+        outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:policy{inputs['path']}{inputs['name']}"
     elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
     elif args.typ == "aws:rds/cluster:Cluster":
