@@ -160,6 +160,7 @@ PROJECT_KEYS: tuple[str, ...] = (
     "githubRepositoryId",
     "githubOwnerId",
     "stateResourceGroup",
+    "azureResourceGroup",
 )
 STATIC_DEFAULTS: Mapping[str, str] = {
     "apiAuth": ApiAuth.API_KEY.value,
@@ -283,6 +284,7 @@ class StackSettings:
     github_repository_id: str | None  # numeric ids GitHub puts in its tokens: they survive a rename, names
     github_owner_id: str | None  # can be re-registered by someone else (GCP pins them in the pool condition)
     state_resource_group: str  # Azure: the resource group of bootstrap's state account and key vault
+    azure_resource_group: str | None  # Azure sandboxes: the dev stack's resource group for sandboxes
     protect: bool
     backups: bool
     backup_retention_days: int
@@ -474,6 +476,7 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         github_repository_id=check.matching("githubRepositoryId", GITHUB_ID, "the repository's numeric id"),
         github_owner_id=check.matching("githubOwnerId", GITHUB_ID, "the owner's numeric id"),
         state_resource_group=check.raw("stateResourceGroup") or "mlops-stack-state",
+        azure_resource_group=_azure_resource_group(check, cloud, environment),
         protect=protect,
         backups=defaults.backups,
         backup_retention_days=check.integer("backupRetentionDays", defaults.backup_retention_days, 1, 35),
@@ -634,3 +637,25 @@ def _sandbox_project(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool
             "remove it, or set mlops-stack:sandboxes true on gcp-dev",
         )
     return project
+
+
+def _azure_resource_group(
+    check: _Checker, cloud: Cloud | None, environment: Environment | None
+) -> str | None:
+    """Azure sandboxes deploy into the resource group the dev stack made for them (its sandbox identity may
+    change that group only); every other stack makes its own group."""
+    group = check.raw("azureResourceGroup")
+    sandbox = cloud is Cloud.AZURE and environment is Environment.SANDBOX
+    if sandbox and group is None:
+        check.fail(
+            "azureResourceGroup",
+            "is not set: an Azure sandbox deploys into the dev stack's resource group for sandboxes",
+            "set it to sandboxCiIdentity.resourceGroup of the azure-dev stack (SANDBOX_CONFIG)",
+        )
+    if group is not None and not sandbox:
+        check.fail(
+            "azureResourceGroup",
+            "is only read by Azure sandbox stacks",
+            "remove it: this stack makes its own",
+        )
+    return group

@@ -2,6 +2,8 @@
 access only, a Storage account with Entra-ID-only blob access, ACR without an admin user, and
 user-assigned identities with GitHub federated credentials for CI. Nothing holds a long-lived key."""
 
+from typing import Protocol
+
 import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
@@ -28,13 +30,7 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
     tags = labels(settings)
     client = authorization.get_client_config_output()
     secrets = StackSecrets(f"{name}-secrets", settings)
-    # In prod the group is protected too: deleting it would delete everything in it.
-    group = resources.ResourceGroup(
-        f"{name}-group",
-        resource_group_name=f"{settings.project}-{settings.stack}",
-        tags=tags,
-        opts=pulumi.ResourceOptions(protect=settings.protect),
-    )
+    group = resource_group(name, settings, tags)
     network = Network(f"{name}-network", NetworkArgs(group.name, settings.stack, tags))
     artifacts = ArtifactStore(f"{name}-artifacts", ArtifactStoreArgs(group.name, settings, tags))
     registry = ContainerRegistry(f"{name}-registry", ContainerRegistryArgs(group.name, settings, tags))
@@ -106,4 +102,24 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         ci_identity=ci.outputs,
         tracking_admin_password=secrets.tracking_admin_password,
         api_key=secrets.api_key,
+        sandbox_ci_identity=ci.sandbox_outputs,
+    )
+
+
+class ResourceGroup(Protocol):
+    name: pulumi.Output[str]
+    id: pulumi.Output[str]
+
+
+def resource_group(name: str, settings: StackSettings, tags: dict[str, str]) -> ResourceGroup:
+    """The stack's own group; a sandbox deploys into the group the dev stack made for sandboxes, the only
+    one its CI identity may change (so destroying the sandbox removes its resources, not the group)."""
+    if settings.is_sandbox:
+        return resources.get_resource_group_output(resource_group_name=settings.azure_resource_group or "")
+    # In prod the group is protected too: deleting it would delete everything in it.
+    return resources.ResourceGroup(
+        f"{name}-group",
+        resource_group_name=f"{settings.project}-{settings.stack}",
+        tags=tags,
+        opts=pulumi.ResourceOptions(protect=settings.protect),
     )

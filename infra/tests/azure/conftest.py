@@ -23,8 +23,14 @@ STACKS = {"dev": "azure-dev", "prod": "azure-prod", "sandbox": "azure-sandbox-al
 MODEL_SOURCE = "wasbs://mlflow@azuredevmlflowabc123.blob.core.windows.net/mlflow/1/models/m-0123/artifacts"
 
 
+# The group the azure-dev stack (with sandboxes: true) made for sandboxes: a sandbox deploys into it.
+SANDBOXES_GROUP = "mlops-stack-azure-dev-sandboxes"
+
+
 def config_for(environment: str, **overrides: str) -> dict[str, str]:
     """A valid Azure stack config for `environment`; `overrides` are project keys (camelCase)."""
+    if environment == "sandbox":
+        overrides = {"azureResourceGroup": SANDBOXES_GROUP, **overrides}
     return stack_config("azure", environment, {"azure-native:location": LOCATION}, REPOSITORY, **overrides)
 
 
@@ -94,6 +100,13 @@ def calls(args: MockCallArgs) -> dict[str, Any]:
             "tenantId": TENANT_ID,
             "clientId": "deployer-client",
             "objectId": "deployer-object",
+        }
+    if args.token == "azure-native:resources:getResourceGroup":
+        name = args.args["resourceGroupName"]
+        return {
+            "name": name,
+            "id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}",
+            "location": LOCATION,
         }
     if args.token == "azure-native:authorization:getClientToken":
         return {"token": AAD_TOKEN}

@@ -1,5 +1,6 @@
 """Who may do what: every role assignment (role, scope, principal) and the CI federated credentials."""
 
+import pytest
 from pulumi.runtime import rpc
 
 from infra.azure.ci_identity import DELEGABLE_ROLES
@@ -8,6 +9,7 @@ from infra.tests.azure.conftest import (
     AAD_TOKEN,
     REPOSITORY,
     ROLE_PREFIX,
+    SANDBOXES_GROUP,
     STACKS,
     SUBSCRIPTION_ID,
     TENANT_ID,
@@ -19,76 +21,93 @@ from infra.tests.azure.conftest import (
     run_azure,
     standard_run,
 )
+from testing.pulumi_program import ProgramRun
+
+
+def role_assignments(run: ProgramRun) -> set[tuple[str, BuiltInRole, str]]:
+    actual = set()
+    for assignment in run.of_type("azure-native:authorization:RoleAssignment"):
+        inputs = assignment.inputs
+        assert inputs["roleDefinitionId"].startswith(ROLE_PREFIX), inputs["roleDefinitionId"]
+        assert inputs["principalType"] == "ServicePrincipal"
+        role = BuiltInRole(inputs["roleDefinitionId"].removeprefix(ROLE_PREFIX))
+        actual.add((inputs["principalId"], role, inputs["scope"]))
+    return actual
 
 
 def test_every_role_assignment_is_exactly_the_one_needed(azure_run: AzureRun) -> None:
     """Apps: data roles on the artifact container (not the account) and AcrPull on the registry only;
-    CI: Contributor + constrained RBAC admin (deploy) and Reader (preview) on the stack's group."""
+    CI: Contributor + constrained RBAC admin (deploy) and Reader (preview) on the stack's group; a sandbox
+    makes no CI identity."""
     s = azure_run.stack
     container = resource_id(f"{s}-artifacts-container")
     account = resource_id(f"{s}-artifacts-account")
     registry = resource_id(f"{s}-registry-registry")
-    group = resource_id(f"{s}-group")
     expected = {
         (principal_of(f"{s}-tracking-identity"), BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, container),
         (principal_of(f"{s}-tracking-identity"), BuiltInRole.STORAGE_BLOB_DELEGATOR, account),
         (principal_of(f"{s}-tracking-identity"), BuiltInRole.ACR_PULL, registry),
         (principal_of(f"{s}-api-identity"), BuiltInRole.STORAGE_BLOB_DATA_READER, container),
         (principal_of(f"{s}-api-identity"), BuiltInRole.ACR_PULL, registry),
-        (principal_of(f"{s}-ci-deploy"), BuiltInRole.CONTRIBUTOR, group),
-        (principal_of(f"{s}-ci-deploy"), BuiltInRole.RBAC_ADMINISTRATOR, group),
-        (principal_of(f"{s}-ci-preview"), BuiltInRole.READER, group),
     }
+    if not s.startswith("azure-sandbox-"):
+        group = resource_id(f"{s}-group")
+        expected |= {
+            (principal_of(f"{s}-ci-deploy"), BuiltInRole.CONTRIBUTOR, group),
+            (principal_of(f"{s}-ci-deploy"), BuiltInRole.RBAC_ADMINISTRATOR, group),
+            (principal_of(f"{s}-ci-preview"), BuiltInRole.READER, group),
+        }
     assignments = azure_run.run.of_type("azure-native:authorization:RoleAssignment")
-    actual = set()
-    for assignment in assignments:
-        inputs = assignment.inputs
-        assert inputs["roleDefinitionId"].startswith(ROLE_PREFIX), inputs["roleDefinitionId"]
-        assert inputs["principalType"] == "ServicePrincipal"
-        role = BuiltInRole(inputs["roleDefinitionId"].removeprefix(ROLE_PREFIX))
-        actual.add((inputs["principalId"], role, inputs["scope"]))
-    assert actual == expected
+    assert role_assignments(azure_run.run) == expected
     assert len(assignments) == len(expected)
 
 
 def test_deploy_may_delegate_only_the_apps_data_roles(azure_run: AzureRun) -> None:
-    inputs = azure_run.run.one(
-        "azure-native:authorization:RoleAssignment", "-ci-deploy-role-delegation"
-    ).inputs
-    condition = inputs["condition"]
-    assert inputs["conditionVersion"] == "2.0"
+    assignments = azure_run.run.of_type("azure-native:authorization:RoleAssignment")
+    conditional = [a for a in assignments if a.inputs.get("condition")]
+    if azure_run.stack.startswith("azure-sandbox-"):
+        assert conditional == []
+        return
+    (delegation,) = conditional
+    assert delegation.name.endswith("-ci-deploy-role-delegation")
+    condition = delegation.inputs["condition"]
+    assert delegation.inputs["conditionVersion"] == "2.0"
     allowed = ", ".join(role.value for role in DELEGABLE_ROLES)
-    # Both writes and deletes are limited to the three roles; writes only to service principals.
+    # Both writes and deletes are limited to the data roles; writes only to service principals.
     assert condition.count(f"GuidEquals {{{allowed}}}") == 2
     assert "roleAssignments/write" in condition
     assert "roleAssignments/delete" in condition
     assert "StringEqualsIgnoreCase {'ServicePrincipal'}" in condition
     for powerful in (BuiltInRole.CONTRIBUTOR, BuiltInRole.RBAC_ADMINISTRATOR, BuiltInRole.READER):
         assert powerful.value not in condition
-    assignments = azure_run.run.of_type("azure-native:authorization:RoleAssignment")
-    assert sum(1 for a in assignments if a.inputs.get("condition")) == 1
 
 
-def test_federated_credentials_trust_only_this_repository(azure_run: AzureRun) -> None:
-    s = azure_run.stack
-    environment = s.removeprefix("azure-").split("-")[0]
+@pytest.mark.parametrize(
+    ("environment", "preview"), [("dev", "pull_request"), ("prod", "ref:refs/heads/main")]
+)
+def test_federated_credentials_trust_only_this_repository(environment: str, preview: str) -> None:
+    s = STACKS[environment]
+    run = standard_run(environment, model=True).run
     credentials = {
-        c.name: c.inputs
-        for c in azure_run.run.of_type("azure-native:managedidentity:FederatedIdentityCredential")
+        c.name: c.inputs for c in run.of_type("azure-native:managedidentity:FederatedIdentityCredential")
     }
     assert set(credentials) == {f"{s}-ci-deploy-github", f"{s}-ci-preview-github"}
-    deploy, preview = credentials[f"{s}-ci-deploy-github"], credentials[f"{s}-ci-preview-github"]
-    assert deploy["subject"] == f"repo:{REPOSITORY}:environment:{environment}"
-    assert preview["subject"] == f"repo:{REPOSITORY}:pull_request"
-    for credential, identity in ((deploy, f"{s}-ci-deploy"), (preview, f"{s}-ci-preview")):
+    assert credentials[f"{s}-ci-deploy-github"]["subject"] == f"repo:{REPOSITORY}:environment:{environment}"
+    assert credentials[f"{s}-ci-preview-github"]["subject"] == f"repo:{REPOSITORY}:{preview}"
+    for role in ("deploy", "preview"):
+        credential = credentials[f"{s}-ci-{role}-github"]
         assert credential["issuer"] == "https://token.actions.githubusercontent.com"
         assert credential["audiences"] == ["api://AzureADTokenExchange"]
-        assert credential["resourceName"] == identity  # attached to the right identity
+        assert credential["resourceName"] == f"{s}-ci-{role}"  # attached to the right identity
         assert credential["resourceGroupName"] == f"mlops-stack-{s}"
 
 
 def test_ci_identity_output_has_what_azure_login_needs(azure_run: AzureRun) -> None:
     s = azure_run.stack
+    if s.startswith("azure-sandbox-"):
+        assert azure_run.run.outputs["ciIdentity"] == {}
+        assert not azure_run.run.of_type("azure-native:managedidentity:FederatedIdentityCredential")
+        return
     assert azure_run.run.outputs["ciIdentity"] == {
         "deployClientId": client_of(f"{s}-ci-deploy"),
         "previewClientId": client_of(f"{s}-ci-preview"),
@@ -101,6 +120,64 @@ def test_deploy_subject_follows_the_configured_github_environment() -> None:
     result = run_azure(config_for("prod", githubEnvironment="production"), STACKS["prod"])
     subject = result.run.one("azure-native:managedidentity:FederatedIdentityCredential", "-deploy-github")
     assert subject.inputs["subject"] == f"repo:{REPOSITORY}:environment:production"
+
+
+STATE = {
+    "stateBackend": "azblob://pulumi-state-dev?storage_account=acmemlstate",
+    "stateSecretsProvider": "azurekeyvault://acme-ml-kv.vault.azure.net/keys/pulumi-secrets-dev",
+}
+SANDBOX_HOST = {
+    "sandboxes": "true",
+    "sandboxStateBackend": "azblob://pulumi-state-sandbox?storage_account=acmemlstate",
+    "sandboxStateSecretsProvider": "azurekeyvault://acme-ml-kv.vault.azure.net/keys/pulumi-secrets-sandbox",
+}
+STATE_GROUP = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/mlops-stack-state"
+CONTAINERS = (
+    f"{STATE_GROUP}/providers/Microsoft.Storage/storageAccounts/acmemlstate/blobServices/default/containers"
+)
+KEYS = f"{STATE_GROUP}/providers/Microsoft.KeyVault/vaults/acme-ml-kv/keys"
+
+
+def test_ci_identities_reach_only_their_environments_state_container_and_key() -> None:
+    run = run_azure(config_for("dev", **STATE, **SANDBOX_HOST), STACKS["dev"]).run
+    state = {a for a in role_assignments(run) if a[2].startswith(STATE_GROUP)}
+    deploy, preview, sandbox = (
+        principal_of(f"azure-dev-ci-{role}") for role in ("deploy", "preview", "sandbox")
+    )
+    assert state == {
+        (deploy, BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, f"{CONTAINERS}/pulumi-state-dev"),
+        (deploy, BuiltInRole.KEY_VAULT_CRYPTO_USER, f"{KEYS}/pulumi-secrets-dev"),
+        (preview, BuiltInRole.STORAGE_BLOB_DATA_READER, f"{CONTAINERS}/pulumi-state-dev"),
+        (preview, BuiltInRole.KEY_VAULT_CRYPTO_USER, f"{KEYS}/pulumi-secrets-dev"),
+        (sandbox, BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, f"{CONTAINERS}/pulumi-state-sandbox"),
+        (sandbox, BuiltInRole.KEY_VAULT_CRYPTO_USER, f"{KEYS}/pulumi-secrets-sandbox"),
+    }
+
+
+def test_the_dev_stack_makes_the_sandboxes_group_and_an_identity_that_may_change_only_it() -> None:
+    run = run_azure(config_for("dev", **SANDBOX_HOST), STACKS["dev"]).run
+    group = run.one("azure-native:resources:ResourceGroup", "-ci-sandboxes-group")
+    assert group.inputs["resourceGroupName"] == SANDBOXES_GROUP
+    sandbox = principal_of("azure-dev-ci-sandbox")
+    assert {(a[1], a[2]) for a in role_assignments(run) if a[0] == sandbox and "state" not in a[2]} == {
+        (BuiltInRole.CONTRIBUTOR, resource_id(group.name)),
+        (BuiltInRole.RBAC_ADMINISTRATOR, resource_id(group.name)),
+    }
+    credential = run.one("azure-native:managedidentity:FederatedIdentityCredential", "-ci-sandbox-github")
+    assert credential.inputs["subject"] == f"repo:{REPOSITORY}:environment:sandbox"
+    assert run.outputs["sandboxCiIdentity"] == {
+        "deployClientId": client_of("azure-dev-ci-sandbox"),
+        "tenantId": TENANT_ID,
+        "subscriptionId": SUBSCRIPTION_ID,
+        "resourceGroup": SANDBOXES_GROUP,
+    }
+
+
+def test_a_sandbox_deploys_into_the_dev_stacks_group_for_sandboxes() -> None:
+    run = standard_run("sandbox", model=True).run
+    assert run.of_type("azure-native:resources:ResourceGroup") == []
+    groups = {r.inputs["resourceGroupName"] for r in run.resources if "resourceGroupName" in r.inputs}
+    assert groups == {SANDBOXES_GROUP}
 
 
 def test_images_are_pushed_with_an_exchanged_token_not_a_registry_key() -> None:
