@@ -125,15 +125,22 @@ def test_no_workflow_runs_untrusted_code_with_a_write_token() -> None:
         assert "pull_request_target" not in load(path)["on"], f"{path.name} uses pull_request_target"
 
 
-def test_deploy_goes_dev_then_staging_then_prod_one_run_per_stack() -> None:
+def test_deploy_goes_dev_then_staging_then_a_prod_preview_then_prod_one_run_per_stack() -> None:
     deploy = jobs(REPO / ".github/workflows/deploy.yml")
     assert [deploy[env]["with"]["environment"] for env in ("dev", "staging", "prod")] == [
         "dev",
         "staging",
         "prod",
     ]
-    assert deploy["staging"]["needs"] == "dev"
-    assert deploy["prod"]["needs"] == "staging"
+    assert deploy["staging"]["needs"] == ["plan", "dev"]
+    # staging is optional: it runs only when its stack file exists, and prod does not wait on a skipped job.
+    assert deploy["staging"]["if"] == "needs.plan.outputs.staging == 'true'"
+    assert deploy["prod-preview"]["needs"] == ["dev", "staging"]
+    assert deploy["prod-preview"]["if"] == "${{ !failure() && !cancelled() }}"
+    assert "environment" not in deploy["prod-preview"]  # its subject is the branch, not an environment
+    login = next(step for step in steps(deploy["prod-preview"]) if step.get("uses") == LOGIN_ACTION)
+    assert (login["with"]["environment"], login["with"]["role"]) == ("prod", "preview")
+    assert deploy["prod"]["needs"] == "prod-preview"
     up = jobs(REPO / ".github/workflows/_deploy-stack.yml")["up"]
     assert up["environment"] == "${{ inputs.environment }}"
     assert up["concurrency"] == {
@@ -146,6 +153,29 @@ def test_deploy_goes_dev_then_staging_then_prod_one_run_per_stack() -> None:
     assert actions.index(LOGIN_ACTION) < next(
         i for i, a in enumerate(actions) if a.startswith("pulumi/actions@")
     )
+
+
+def test_every_job_that_writes_a_stack_shares_that_stacks_concurrency_group() -> None:
+    """Deploys and sandbox up/destroy lock their stack: one group per stack, `pulumi-<stack>`."""
+    groups = {
+        "_deploy-stack.yml:up": "pulumi-${{ vars.CLOUD }}-${{ inputs.environment }}",
+        "sandbox.yml:up": "pulumi-${{ vars.CLOUD }}-sandbox-pr${{ github.event.pull_request.number }}",
+        "sandbox.yml:destroy": "pulumi-${{ vars.CLOUD }}-sandbox-pr${{ github.event.pull_request.number }}",
+        "sandbox.yml:sweep": "pulumi-${{ vars.CLOUD }}-sandbox-sweep",
+    }
+    for where, group in groups.items():
+        workflow, job = where.split(":")
+        concurrency = jobs(REPO / ".github/workflows" / workflow)[job]["concurrency"]
+        assert concurrency == {"group": group, "cancel-in-progress": False}, where
+
+
+def test_sandbox_jobs_run_in_the_sandbox_environment_and_take_the_secrets_provider_from_state() -> None:
+    workflow = load(REPO / ".github/workflows/sandbox.yml")
+    assert workflow["env"]["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] == "true"
+    for name, job in workflow["jobs"].items():
+        assert job["environment"] == "sandbox", name
+        login = next(step for step in steps(job) if step.get("uses") == LOGIN_ACTION)
+        assert (login["with"]["environment"], login["with"]["role"]) == ("sandbox", "deploy"), name
 
 
 def test_preview_posts_one_comment_it_keeps_editing() -> None:
