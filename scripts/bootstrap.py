@@ -1,4 +1,5 @@
-"""Create a team's Pulumi state backend and secrets key (idempotently), then initialise a stack on them.
+"""Create a team's Pulumi state and secrets keys, one of each per environment (idempotently), then
+initialise a stack on its environment's state.
 
     python -m scripts.bootstrap --cloud aws --bucket acme-mlops-state --region eu-west-1 --stack aws-dev
     python -m scripts.bootstrap --cloud gcp --project acme-ml --location europe-west1 \\
@@ -6,28 +7,41 @@
     python -m scripts.bootstrap --cloud azure --subscription-id ... --tenant-id ... --location westeurope \\
         --resource-group mlops-state --storage-account acmemlopsstate --vault acme-mlops-kv --stack azure-dev
 
-It prints the `pulumi login` URL and `--secrets-provider` to use (also the values of the GitHub variables
-PULUMI_BACKEND_URL and PULUMI_SECRETS_PROVIDER), and every change it made; a re-run changes nothing.
-Credentials are the cloud's usual ones (AWS profile/env, Application Default Credentials, az login).
+Per environment (`--environments`, default dev,prod,sandbox; add staging when you want it) it makes a bucket
+(`<bucket>-<env>`; on Azure a container `<container>-<env>`) and a key (`<key>-<env>`), so each environment's
+CI identities can be granted that environment's state and key and nothing else (the stacks grant them:
+`mlops-stack:stateBackend` / `stateSecretsProvider`, which this script sets when it initialises a stack).
+It prints each environment's `pulumi login` URL and secrets provider, the JSON value of the GitHub variable
+PULUMI_STATE, and every change it made; a re-run changes nothing. Credentials are the cloud's usual ones
+(AWS profile/env, Application Default Credentials, az login).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.pulumi_cli import PulumiCli, PulumiError, SubprocessPulumiCli
+from scripts.pulumi_cli import AutomationPulumi, PulumiCli, PulumiError
 from scripts.state_backends import BootstrapError, StateBackend
 
 CLOUDS = ("gcp", "aws", "azure")
+ENVIRONMENTS = ("dev", "staging", "prod", "sandbox")
+DEFAULT_ENVIRONMENTS = "dev,prod,sandbox"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.bootstrap", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cloud", required=True, choices=CLOUDS)
-    parser.add_argument("--stack", help="stack to initialise on the backend, e.g. gcp-dev (omit to skip)")
+    parser.add_argument("--stack", help="stack to initialise on its environment's state, e.g. gcp-dev")
+    parser.add_argument(
+        "--environments",
+        default=DEFAULT_ENVIRONMENTS,
+        help=f"comma-separated, from {', '.join(ENVIRONMENTS)}; one state and key each "
+        f"(default {DEFAULT_ENVIRONMENTS})",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path.cwd(), help="directory holding Pulumi.yaml")
     aws = parser.add_argument_group("aws")
     aws.add_argument("--region", help="AWS region of the bucket and key")
@@ -61,8 +75,18 @@ def _check_required(args: argparse.Namespace) -> None:
         raise BootstrapError(f"--cloud {args.cloud} needs {', '.join(missing)} (see --help for an example)")
 
 
-def ensure_backend(args: argparse.Namespace) -> StateBackend:
-    """Build the real clients for `args.cloud` and make the backend. Imports stay per cloud."""
+def environments(args: argparse.Namespace) -> list[str]:
+    chosen = [name.strip() for name in args.environments.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in ENVIRONMENTS]
+    if unknown or not chosen:
+        raise BootstrapError(
+            f"--environments: use names from {', '.join(ENVIRONMENTS)}, not {unknown or 'nothing'}"
+        )
+    return chosen
+
+
+def ensure_backend(args: argparse.Namespace, environment: str) -> StateBackend:
+    """Build the real clients for `args.cloud` and make `environment`'s state and key. Imports per cloud."""
     _check_required(args)
     if args.cloud == "aws":
         import boto3
@@ -70,7 +94,9 @@ def ensure_backend(args: argparse.Namespace) -> StateBackend:
         from scripts.state_backends.aws import ensure_aws_backend
 
         s3, kms = boto3.client("s3", region_name=args.region), boto3.client("kms", region_name=args.region)
-        return ensure_aws_backend(s3, kms, args.bucket, args.region, args.key_alias)
+        return ensure_aws_backend(
+            s3, kms, f"{args.bucket}-{environment}", args.region, f"{args.key_alias}-{environment}"
+        )
     if args.cloud == "gcp":
         from google.cloud import storage
 
@@ -78,7 +104,13 @@ def ensure_backend(args: argparse.Namespace) -> StateBackend:
 
         client = storage.Client(project=args.project)
         return ensure_gcp_backend(
-            client, CloudKmsKeys(), args.project, args.location, args.bucket, args.key_ring, args.key
+            client,
+            CloudKmsKeys(),
+            args.project,
+            args.location,
+            f"{args.bucket}-{environment}",
+            args.key_ring,
+            f"{args.key}-{environment}",
         )
     from azure.identity import DefaultAzureCredential
     from azure.storage.blob import BlobServiceClient
@@ -95,47 +127,83 @@ def ensure_backend(args: argparse.Namespace) -> StateBackend:
         args.resource_group,
         args.location,
         args.storage_account,
-        args.container,
+        f"{args.container}-{environment}",
         args.vault,
-        args.key,
+        f"{args.key}-{environment}",
     )
 
 
-def init_stack(pulumi: PulumiCli, stack: str, backend: StateBackend) -> str:
-    """Create `stack` on the backend unless it exists; say which."""
+def stack_environment(stack: str, cloud: str) -> str:
+    """`gcp-dev` -> `dev`; a stack this script initialises is named `<cloud>-<environment>`."""
+    environment = stack.removeprefix(f"{cloud}-")
+    if environment not in ("dev", "staging", "prod"):
+        raise BootstrapError(
+            f"--stack {stack!r}: name it {cloud}-dev, {cloud}-staging or {cloud}-prod (sandboxes are made by "
+            "scripts/sandbox.py)"
+        )
+    return environment
+
+
+def init_stack(pulumi: PulumiCli, stack: str, backends: dict[str, StateBackend]) -> list[str]:
+    """Create `stack` on its environment's state unless it exists, and point its config at that state (and
+    a dev stack at the sandboxes' state), so the stack grants its CI identities exactly these."""
+    environment = stack_environment(stack, stack.split("-", 1)[0])
+    if environment not in backends:
+        raise BootstrapError(f"--stack {stack}: add {environment} to --environments (it has no state yet)")
+    backend = backends[environment]
+    done = []
     if stack in pulumi.stack_names():
-        return f"stack {stack} already exists on this backend: left as it is"
-    pulumi.init_stack(stack, backend.secrets_provider)
-    return f"initialised stack {stack}"
+        done.append(f"stack {stack} already exists on this backend: left as it is")
+    else:
+        pulumi.init_stack(stack, backend.secrets_provider)
+        done.append(f"initialised stack {stack} (stacks/Pulumi.{stack}.yaml now names its secrets provider)")
+    config = {
+        "mlops-stack:stateBackend": backend.login_url,
+        "mlops-stack:stateSecretsProvider": backend.secrets_provider,
+    }
+    if environment == "dev" and "sandbox" in backends:
+        config |= {
+            "mlops-stack:sandboxes": "true",
+            "mlops-stack:sandboxStateBackend": backends["sandbox"].login_url,
+            "mlops-stack:sandboxStateSecretsProvider": backends["sandbox"].secrets_provider,
+        }
+    current = pulumi.config(stack)
+    for key, value in config.items():
+        if current.get(key) != value:
+            pulumi.set_config(stack, key, value)
+            done.append(f"set {key} on {stack}")
+    return done
 
 
-def report(backend: StateBackend) -> str:
+def report(backends: dict[str, StateBackend]) -> str:
     """What a person (or a workflow log) needs to read after a run."""
-    changes = [f"  - {change}" for change in backend.changes] or ["  (none: everything was already in place)"]
-    return "\n".join(
-        [
-            "changes:",
+    lines = []
+    for environment, backend in backends.items():
+        changes = [f"    - {change}" for change in backend.changes] or ["    (no change: already in place)"]
+        lines += [
+            f"{environment}:",
             *changes,
-            "",
-            f"pulumi login '{backend.login_url}'",
-            f"secrets provider: {backend.secrets_provider}",
-            "",
-            "GitHub repository variables:",
-            f"  PULUMI_BACKEND_URL={backend.login_url}",
-            f"  PULUMI_SECRETS_PROVIDER={backend.secrets_provider}",
+            f"  pulumi login '{backend.login_url}'",
+            f"  secrets provider: {backend.secrets_provider}",
         ]
-    )
+    state = {
+        env: {"backendUrl": b.login_url, "secretsProvider": b.secrets_provider} for env, b in backends.items()
+    }
+    return "\n".join([*lines, "", "GitHub repository variable PULUMI_STATE:", json.dumps(state)])
 
 
 def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> int:
     """Command-line entry point; `pulumi` is injectable for tests."""
     args = _parser().parse_args(argv)
     try:
-        backend = ensure_backend(args)
-        print(report(backend))
+        backends = {environment: ensure_backend(args, environment) for environment in environments(args)}
+        print(report(backends))
         if args.stack:
-            cli = pulumi or SubprocessPulumiCli(args.work_dir, backend_url=backend.login_url)
-            print(init_stack(cli, args.stack, backend))
+            environment = stack_environment(args.stack, args.cloud)
+            login = backends[environment].login_url if environment in backends else None
+            cli = pulumi or AutomationPulumi(args.work_dir, backend_url=login)
+            for line in init_stack(cli, args.stack, backends):
+                print(line)
     except (BootstrapError, PulumiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -4,15 +4,21 @@
     python -m scripts.sandbox destroy --stack gcp-sandbox-pr42
     python -m scripts.sandbox sweep
 
-A sandbox is a stack named `<cloud>-sandbox-<id>` whose config says `mlops-stack:environment: sandbox`;
-its TTL is the `mlops-stack:sandboxExpiresAt` config key (RFC 3339, UTC), set here from `--ttl`.
+A sandbox is a stack named `<cloud>-sandbox-<id>` that carries, in the backend, the stack tags
+`mlops-stack:environment=sandbox` and `mlops-stack:expires-at=<RFC 3339, UTC>`. Tags live with the state
+(DIY backends keep them next to it since pulumi v3.211.0), so any checkout, any runner, finds them: a
+stack file exists only on the machine that wrote it. They are set before the first `up`, so a sandbox whose
+first `up` failed halfway is still found, and destroyed, by the sweep.
 
-Safety rule: nothing automatic may destroy a stack that is not a sandbox by BOTH its name and its config.
+Safety rule: nothing automatic may destroy a stack that is not a sandbox by BOTH its name and its tags.
 `ensure_sandbox` is that rule, and `destroy_sandbox` (the only destroy path here: the `destroy` command and
 the sweep both go through it) calls it right before destroying.
 
-The Pulumi backend and secrets provider come from the environment the CLI reads (`PULUMI_BACKEND_URL`,
-and `--secrets-provider` or `PULUMI_SECRETS_PROVIDER` for a new stack): see scripts/bootstrap.py.
+Each run writes the stack's config into this checkout's stack file again (cloud, environment, expiry, and
+the extra config of `--config` / the SANDBOX_CONFIG variable, one KEY=VALUE a line): a destroy needs the
+provider's config too. The backend and secrets provider come from the environment the CLI reads
+(`PULUMI_BACKEND_URL`; `--secrets-provider` or `PULUMI_SECRETS_PROVIDER` for a new stack; for an existing
+stack, its state's, with PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true): see scripts/bootstrap.py.
 """
 
 from __future__ import annotations
@@ -22,19 +28,23 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from infra.config import SANDBOX_STACK
-from scripts.pulumi_cli import PROJECT, PulumiCli, PulumiError, SubprocessPulumiCli
+from scripts.pulumi_cli import PROJECT, AutomationPulumi, PulumiCli, PulumiError, StackLockedError
 
 CLOUDS = ("gcp", "aws", "azure")
 ENVIRONMENT_KEY = f"{PROJECT}:environment"
 EXPIRES_KEY = f"{PROJECT}:sandboxExpiresAt"
 CLOUD_KEY = f"{PROJECT}:cloud"
+# Stack tags (backend): what marks a sandbox, its cloud and when it expires.
+ENVIRONMENT_TAG = f"{PROJECT}:environment"
+CLOUD_TAG = f"{PROJECT}:cloud"
+EXPIRES_TAG = f"{PROJECT}:expires-at"
 MAX_TTL = timedelta(days=14)
 """A sandbox that outlives two weeks is an environment nobody planned for: ask for a real stack."""
 _TTL = re.compile(r"^(?P<amount>[1-9][0-9]*)(?P<unit>[mhd])$")
@@ -98,33 +108,42 @@ def parse_timestamp(text: str) -> datetime:
 
 
 def ensure_sandbox(pulumi: PulumiCli, stack: str) -> None:
-    """THE guard: raise `NotASandboxError` unless `stack` is a sandbox by both its name and its config.
+    """THE guard: raise `NotASandboxError` unless `stack` is a sandbox by both its name and its tags.
 
     Every destroy path calls this immediately before destroying. The name alone is not enough (a stack
-    can be misnamed) and neither is the config (a copy of sandbox config may sit in a prod stack).
+    can be misnamed) and neither are the tags (they are set only by this script, on sandbox-named stacks).
     """
     match = SANDBOX_STACK.match(short_name(stack))
     if not match:
         raise NotASandboxError(f"refusing to touch {stack!r}: its name is not <cloud>-sandbox-<id>")
-    config = pulumi.config(stack)
-    environment = config.get(ENVIRONMENT_KEY)
+    tags = pulumi.tags(stack)
+    environment = tags.get(ENVIRONMENT_TAG)
     if environment != "sandbox":
         raise NotASandboxError(
-            f"refusing to touch {stack!r}: its name says sandbox but its config says "
-            f"{ENVIRONMENT_KEY}={environment!r}; destroy it by hand if that is really intended"
+            f"refusing to touch {stack!r}: its name says sandbox but its tag {ENVIRONMENT_TAG} is "
+            f"{environment!r}; destroy it by hand if that is really intended"
         )
-    cloud = config.get(CLOUD_KEY)
+    cloud = tags.get(CLOUD_TAG)
     if cloud is not None and cloud != match["cloud"]:
         raise NotASandboxError(
-            f"refusing to touch {stack!r}: its name says {match['cloud']} but config says {cloud}"
+            f"refusing to touch {stack!r}: its name says {match['cloud']} but its tag says {cloud}"
         )
 
 
-def destroy_sandbox(pulumi: PulumiCli, stack: str) -> bool:
+def write_config(pulumi: PulumiCli, stack: str, expires_at: str, extra_config: dict[str, str]) -> None:
+    """This checkout's stack file: everything the program (and, on destroy, the providers) reads."""
+    cloud = stack.split("-", 1)[0]
+    config = {CLOUD_KEY: cloud, ENVIRONMENT_KEY: "sandbox", EXPIRES_KEY: expires_at, **extra_config}
+    for key, value in config.items():
+        pulumi.set_config(stack, key, value)
+
+
+def destroy_sandbox(pulumi: PulumiCli, stack: str, extra_config: dict[str, str] | None = None) -> bool:
     """Destroy a sandbox's resources and remove the stack. False if there was no such stack."""
     if stack not in pulumi.stack_names():
         return False
     ensure_sandbox(pulumi, stack)
+    write_config(pulumi, stack, pulumi.tags(stack).get(EXPIRES_TAG, ""), extra_config or {})
     pulumi.destroy(stack)
     pulumi.remove_stack(stack)
     return True
@@ -165,14 +184,12 @@ def up_sandbox(
                 "PULUMI_SECRETS_PROVIDER (the value scripts/bootstrap.py printed)"
             )
         pulumi.init_stack(stack, secrets_provider)
-    config = {
-        CLOUD_KEY: cloud,
-        ENVIRONMENT_KEY: "sandbox",
-        EXPIRES_KEY: format_timestamp(now + ttl),
-        **extra_config,
-    }
-    for key, value in config.items():
-        pulumi.set_config(stack, key, value)
+        pulumi.set_tag(stack, ENVIRONMENT_TAG, "sandbox")
+        pulumi.set_tag(stack, CLOUD_TAG, cloud)
+    expires_at = format_timestamp(now + ttl)
+    # The tag first: if the update fails halfway, the sweep still knows when to remove what it left.
+    pulumi.set_tag(stack, EXPIRES_TAG, expires_at)
+    write_config(pulumi, stack, expires_at, extra_config)
     pulumi.up(stack)
     return stack, pulumi.outputs(stack)
 
@@ -186,23 +203,26 @@ class SweepReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def sweep(pulumi: PulumiCli, now: datetime) -> SweepReport:
-    """Destroy every sandbox whose `sandboxExpiresAt` is past; keep (and say why) everything else."""
+def sweep(pulumi: PulumiCli, now: datetime, extra_config: dict[str, str] | None = None) -> SweepReport:
+    """Destroy every sandbox whose expiry tag is past; keep (and say why) everything else."""
     report = SweepReport()
     for stack in pulumi.stack_names():
         try:
             ensure_sandbox(pulumi, stack)
-            expires_at = pulumi.config(stack).get(EXPIRES_KEY)
+            expires_at = pulumi.tags(stack).get(EXPIRES_TAG)
             if expires_at is None:
-                report.kept[stack] = f"sandbox without {EXPIRES_KEY}: set it, or destroy it by hand"
+                report.kept[stack] = f"sandbox without the tag {EXPIRES_TAG}: set it, or destroy it by hand"
                 continue
             if parse_timestamp(expires_at) > now:
                 report.kept[stack] = f"expires {expires_at}"
                 continue
-            destroy_sandbox(pulumi, stack)
+            destroy_sandbox(pulumi, stack, extra_config)
             report.destroyed.append(stack)
         except NotASandboxError as error:
             report.kept[stack] = str(error)
+        except StackLockedError as error:
+            # Another run is updating it (a push to its PR renews its expiry): next sweep.
+            report.kept[stack] = f"in use, skipped: {error}"
         except (SandboxError, PulumiError) as error:
             # One broken sandbox must not stop the sweep of the others; the run still fails at the end.
             report.failed[stack] = str(error)
@@ -227,6 +247,15 @@ def comment_markdown(stack: str, outputs: dict[str, Any], expires_at: str) -> st
     )
 
 
+CONFIG_HELP = "extra stack config (also read from SANDBOX_CONFIG, one KEY=VALUE a line)"
+
+
+def config_from(arguments: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """`--config` pairs after the SANDBOX_CONFIG variable's lines (blank lines ignored)."""
+    lines = [line.strip() for line in environ.get("SANDBOX_CONFIG", "").splitlines() if line.strip()]
+    return parse_config_pairs([*lines, *arguments])
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.sandbox", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path, default=Path.cwd(), help="directory holding Pulumi.yaml")
@@ -236,11 +265,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--id", required=True, dest="sandbox_id", help="e.g. pr42 (stack <cloud>-sandbox-<id>)")
     up.add_argument("--ttl", default="48h", help="lifetime from now: 90m, 48h, 3d (max 14d); default 48h")
     up.add_argument("--secrets-provider", default=os.environ.get("PULUMI_SECRETS_PROVIDER"))
-    up.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="extra stack config")
+    up.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help=CONFIG_HELP)
     up.add_argument("--comment-file", type=Path, help="write the PR comment (markdown) here")
     destroy = commands.add_parser("destroy", help="destroy a sandbox stack and remove it")
     destroy.add_argument("--stack", required=True)
-    commands.add_parser("sweep", help="destroy every sandbox past its sandboxExpiresAt")
+    destroy.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help=CONFIG_HELP)
+    sweep_parser = commands.add_parser("sweep", help="destroy every sandbox past its expiry")
+    sweep_parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help=CONFIG_HELP)
     return parser
 
 
@@ -249,9 +280,10 @@ def main(
 ) -> int:
     """Command-line entry point; `pulumi` and `now` are injectable for tests."""
     args = _parser().parse_args(argv)
-    pulumi = pulumi or SubprocessPulumiCli(args.work_dir)
+    pulumi = pulumi or AutomationPulumi(args.work_dir)
     now = now or datetime.now(UTC)
     try:
+        extra_config = config_from(args.config, os.environ)
         if args.command == "up":
             stack, outputs = up_sandbox(
                 pulumi,
@@ -260,21 +292,21 @@ def main(
                 parse_ttl(args.ttl),
                 now,
                 args.secrets_provider,
-                parse_config_pairs(args.config),
+                extra_config,
             )
             comment = comment_markdown(stack, outputs, format_timestamp(now + parse_ttl(args.ttl)))
             if args.comment_file:
                 args.comment_file.write_text(comment + "\n")
             print(comment)
         elif args.command == "destroy":
-            found = destroy_sandbox(pulumi, args.stack)
+            found = destroy_sandbox(pulumi, args.stack, extra_config)
             print(
                 f"destroyed and removed {args.stack}"
                 if found
                 else f"{args.stack} does not exist: nothing to do"
             )
         else:
-            report = sweep(pulumi, now)
+            report = sweep(pulumi, now, extra_config)
             print(
                 json.dumps(
                     {"destroyed": report.destroyed, "kept": report.kept, "failed": report.failed}, indent=2

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from scripts.pulumi_cli import PulumiCli, PulumiError, SubprocessPulumiCli
+from scripts.pulumi_cli import AutomationPulumi, PulumiCli, PulumiError
 
 TRACKING_USERNAME = "admin"
 MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> 
     args = parser.parse_args(argv)
     try:
         if args.stack:
-            target = target_from_stack(pulumi or SubprocessPulumiCli(args.work_dir), args.stack)
+            target = target_from_stack(pulumi or AutomationPulumi(args.work_dir), args.stack)
         elif args.api_url and args.tracking_uri:
             target = Target(
                 args.api_url.rstrip("/"),

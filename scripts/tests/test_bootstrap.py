@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from azure.storage.blob import BlobServiceClient, PublicAccess
 from botocore.exceptions import ClientError
 from google.auth.credentials import AnonymousCredentials
@@ -50,10 +52,10 @@ def aws_clients() -> tuple[Any, Any]:
     return boto3.client("s3", region_name=REGION), boto3.client("kms", region_name=REGION)
 
 
-def test_aws_bootstrap_creates_a_private_versioned_kms_encrypted_bucket_and_inits_the_stack(
-    aws_env: S3Emulator, capsys: pytest.CaptureFixture[str]
+def test_aws_bootstrap_makes_a_private_encrypted_state_and_key_per_environment_and_inits_the_stack(
+    aws_env: S3Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    bucket, pulumi = unique("state-aws-"), FakePulumi()
+    bucket, pulumi = unique("state-aws-"), FakePulumi(work_dir=tmp_path)
     alias = f"alias/{bucket}"
     argv = [
         "--cloud",
@@ -70,26 +72,47 @@ def test_aws_bootstrap_creates_a_private_versioned_kms_encrypted_bucket_and_init
     assert bootstrap.main(argv, pulumi=pulumi) == 0
 
     out = capsys.readouterr().out
-    assert f"pulumi login 's3://{bucket}?region={REGION}&awssdk=v2'" in out
-    assert f"awskms://{alias}?region={REGION}" in out
-    assert pulumi.stacks["aws-dev"].secrets_provider == f"awskms://{alias}?region={REGION}"
+    state = json.loads(out.split("GitHub repository variable PULUMI_STATE:\n", 1)[1].splitlines()[0])
+    assert state == {
+        env: {
+            "backendUrl": f"s3://{bucket}-{env}?region={REGION}&awssdk=v2",
+            "secretsProvider": f"awskms://{alias}-{env}?region={REGION}",
+        }
+        for env in ("dev", "prod", "sandbox")
+    }
+    assert f"pulumi login 's3://{bucket}-prod?region={REGION}&awssdk=v2'" in out
+    # The stack is made on dev's state; its file names dev's key and points the stack at dev's state (and,
+    # hosting sandboxes, at theirs), so the stack grants its CI identities exactly those.
+    assert pulumi.backend.stacks["aws-dev"].tags["pulumi:project"] == "mlops-stack"
+    written = yaml.safe_load(pulumi.stack_file("aws-dev").read_text())
+    assert written["secretsprovider"] == f"awskms://{alias}-dev?region={REGION}"
+    assert written["config"] == {
+        "mlops-stack:stateBackend": state["dev"]["backendUrl"],
+        "mlops-stack:stateSecretsProvider": state["dev"]["secretsProvider"],
+        "mlops-stack:sandboxes": "true",
+        "mlops-stack:sandboxStateBackend": state["sandbox"]["backendUrl"],
+        "mlops-stack:sandboxStateSecretsProvider": state["sandbox"]["secretsProvider"],
+    }
 
     s3, kms = aws_clients()
-    key = kms.describe_key(KeyId=alias)["KeyMetadata"]
-    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
-    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
-    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-    assert rule["ApplyServerSideEncryptionByDefault"] == {
-        "SSEAlgorithm": "aws:kms",
-        "KMSMasterKeyID": key["Arn"],
-    }
-    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
-        {"ObjectOwnership": "BucketOwnerEnforced"}
-    ]
-    # moto enforces the bucket policy: plain HTTP (which is all moto speaks here) is refused.
-    with pytest.raises(ClientError, match="403"):
-        s3.put_object(Bucket=bucket, Key="probe", Body=b"x")
+    keys = {env: kms.describe_key(KeyId=f"{alias}-{env}")["KeyMetadata"] for env in state}
+    assert len({key["KeyId"] for key in keys.values()}) == 3  # one key per environment
+    for env, key in keys.items():
+        name = f"{bucket}-{env}"
+        assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
+        assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+        assert all(s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"].values())
+        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        assert rule["ApplyServerSideEncryptionByDefault"] == {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": key["Arn"],
+        }
+        assert s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"] == [
+            {"ObjectOwnership": "BucketOwnerEnforced"}
+        ]
+        # moto enforces the bucket policy: plain HTTP (which is all moto speaks here) is refused.
+        with pytest.raises(ClientError, match="403"):
+            s3.put_object(Bucket=name, Key="probe", Body=b"x")
 
 
 def test_aws_rerun_changes_nothing_and_leaves_an_existing_stack_alone(
@@ -97,27 +120,39 @@ def test_aws_rerun_changes_nothing_and_leaves_an_existing_stack_alone(
 ) -> None:
     bucket = unique("state-aws-")
     s3, kms = aws_clients()
-    first = ensure_aws_backend(s3, kms, bucket, REGION, f"alias/{bucket}")
+    first = ensure_aws_backend(s3, kms, f"{bucket}-prod", REGION, f"alias/{bucket}-prod")
     assert len(first.changes) >= 6
-    policy_before = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    policy_before = s3.get_bucket_policy(Bucket=f"{bucket}-prod")["Policy"]
 
     pulumi = FakePulumi()
-    pulumi.add("aws-dev", {"mlops-stack:environment": "dev"})
+    pulumi.backend.add("aws-prod")
     argv = ["--cloud", "aws", "--bucket", bucket, "--region", REGION, "--key-alias", f"alias/{bucket}"]
-    assert bootstrap.main([*argv, "--stack", "aws-dev"], pulumi=pulumi) == 0
+    argv += ["--environments", "prod", "--stack", "aws-prod"]
+    assert bootstrap.main(argv, pulumi=pulumi) == 0
     out = capsys.readouterr().out
-    assert "none: everything was already in place" in out
+    assert "(no change: already in place)" in out
     assert "already exists on this backend" in out
-    assert ("stack init", "aws-dev") not in pulumi.calls
-    assert s3.get_bucket_policy(Bucket=bucket)["Policy"] == policy_before
-    aliases = [a["AliasName"] for a in kms.list_aliases()["Aliases"] if a["AliasName"] == f"alias/{bucket}"]
-    assert aliases == [f"alias/{bucket}"]
+    assert ("stack init", "aws-prod") not in pulumi.backend.calls
+    assert s3.get_bucket_policy(Bucket=f"{bucket}-prod")["Policy"] == policy_before
+    assert "mlops-stack:sandboxes" not in pulumi.config("aws-prod")  # only dev hosts sandboxes
+
+
+def test_a_stack_whose_environment_has_no_state_is_refused(
+    aws_env: S3Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pulumi = FakePulumi()
+    argv = ["--cloud", "aws", "--bucket", unique("state-aws-"), "--region", REGION, "--environments", "dev"]
+    assert bootstrap.main([*argv, "--stack", "aws-staging"], pulumi=pulumi) == 2
+    assert "add staging to --environments" in capsys.readouterr().err
+    assert bootstrap.main([*argv, "--stack", "aws-sandbox-pr1"], pulumi=pulumi) == 2
+    assert "sandboxes are made by scripts/sandbox.py" in capsys.readouterr().err
+    assert pulumi.backend.stacks == {}
 
 
 def test_aws_bucket_of_another_account_is_a_clear_error(
     aws_env: S3Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bucket = unique("state-aws-")
+    bucket = unique("state-aws-") + "-dev"
     sts = boto3.client("sts", region_name=REGION)
     credentials = sts.assume_role(
         RoleArn="arn:aws:iam::111111111111:role/other-team", RoleSessionName="other"
@@ -131,10 +166,19 @@ def test_aws_bucket_of_another_account_is_a_clear_error(
     )
     other.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     pulumi = FakePulumi()
-    argv = ["--cloud", "aws", "--bucket", bucket, "--region", REGION, "--stack", "aws-dev"]
+    argv = [
+        "--cloud",
+        "aws",
+        "--bucket",
+        bucket.removesuffix("-dev"),
+        "--region",
+        REGION,
+        "--stack",
+        "aws-dev",
+    ]
     assert bootstrap.main(argv, pulumi=pulumi) == 2
     assert "taken by another AWS account" in capsys.readouterr().err
-    assert pulumi.stacks == {}
+    assert pulumi.backend.stacks == {}
 
 
 def test_aws_own_bucket_not_made_by_bootstrap_is_not_adopted(aws_env: S3Emulator) -> None:

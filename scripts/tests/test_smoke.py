@@ -48,9 +48,9 @@ def model_api(
 
 
 def stack_with(model_api: str, mlflow_server: MlflowServer, api_key: str, password: str) -> FakePulumi:
-    pulumi = FakePulumi()
+    pulumi = FakePulumi(environ={"PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "true"})
     outputs = {"apiUrl": model_api + "/", "trackingUri": mlflow_server.url, "apiKey": api_key}
-    pulumi.add("gcp-dev", {"mlops-stack:environment": "dev"}, {**outputs, "trackingAdminPassword": password})
+    pulumi.backend.add("gcp-dev", {**outputs, "trackingAdminPassword": password})
     return pulumi
 
 
@@ -92,7 +92,7 @@ def test_smoke_fails_when_mlflow_needs_no_credentials(
 
 
 def test_stack_without_a_pinned_model_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    pulumi = FakePulumi()
-    pulumi.add("aws-dev", {}, {"apiUrl": "", "trackingUri": "https://t"})
+    pulumi = FakePulumi(environ={"PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER": "true"})
+    pulumi.backend.add("aws-dev", {"apiUrl": "", "trackingUri": "https://t"})
     assert smoke.main(["aws-dev", "--wait", "0"], pulumi=pulumi) == 1
     assert "no apiUrl yet: pin a model" in capsys.readouterr().err
