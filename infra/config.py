@@ -73,13 +73,14 @@ class SizeRule:
 
 
 SIZE_RULES: Mapping[Cloud, SizeRule] = {
-    # Cloud Run: whole CPUs (fractions force concurrency 1), at most 4 GiB per CPU, at least 512 MiB.
+    # Cloud Run: whole CPUs (fractions force concurrency 1); memory per CPU from infra/gcp/limits.py.
     Cloud.GCP: SizeRule(
         cpus=(1, 2, 4, 8),
-        memory_mib=lambda cpu: (512, int(cpu) * 4096, 128),
+        memory_mib=lambda cpu: (*_cloud_run_memory(int(cpu)), 128),
         default_cpu=1,
         default_memory_mib=1024,
-        explain="Cloud Run takes 1, 2, 4 or 8 CPUs with 512 MiB to 4 GiB per CPU, in 128 MiB steps",
+        explain="Cloud Run takes 1 CPU with 512-4096 MiB, 2 with 512-8192, 4 with 2048-16384, 8 with "
+        "4096-32768, in 128 MiB steps (cloud.google.com/run/docs/configuring/services/memory-limits)",
     ),
     # Fargate (ECS Express Mode) task sizes.
     Cloud.AWS: SizeRule(
@@ -105,6 +106,13 @@ SIZE_RULES: Mapping[Cloud, SizeRule] = {
         explain="Container Apps (consumption) takes 0.25 to 4 CPUs with exactly 2048 MiB per CPU",
     ),
 }
+
+
+def _cloud_run_memory(cpu: int) -> tuple[int, int]:
+    from infra.gcp.limits import CLOUD_RUN_MEMORY_MIB
+
+    return CLOUD_RUN_MEMORY_MIB[cpu]
+
 
 # Provider keys that hold the region (and, on GCP, the project), by cloud.
 REGION_KEYS: Mapping[Cloud, tuple[str, ...]] = {

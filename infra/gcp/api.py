@@ -1,6 +1,7 @@
 """The model API on Cloud Run: serves one pinned model version, read straight from the bucket."""
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_gcp.cloudrunv2 as cloudrunv2
@@ -50,7 +51,11 @@ class ModelApi(pulumi.ComponentResource):
         identity = runtime_identity(
             name, settings, "api", args.deployer, self, args.apis.needed_by([Api.IAM])
         )
-        bucket_access = args.bucket.grant(f"{name}-bucket-reader", BUCKET_READER, identity.member, self)
+        # Reads the pinned model's files, not the rest of the bucket (other runs, other models).
+        model_prefix = urlsplit(args.model.source).path
+        bucket_access = args.bucket.grant(
+            f"{name}-bucket-reader", BUCKET_READER, identity.member, self, object_prefix=model_prefix
+        )
         environment = api_environment(settings, args.secrets, args.model, image=args.image)
         secrets = ContainerSecrets(
             f"{name}-secrets",

@@ -64,13 +64,39 @@ class ArtifactBucket(pulumi.ComponentResource):
         self.register_outputs({"artifactRoot": self.artifact_root})
 
     def grant(
-        self, resource_name: str, role: str, member: pulumi.Input[str], parent: pulumi.Resource
+        self,
+        resource_name: str,
+        role: str,
+        member: pulumi.Input[str],
+        parent: pulumi.Resource,
+        *,
+        object_prefix: str | None = None,
     ) -> storage.BucketIAMMember:
-        """A role on this bucket only (never project-wide storage access), owned by the grantee."""
+        """A role on this bucket only (never project-wide storage access), owned by the grantee.
+
+        With `object_prefix`, object permissions apply under that prefix only (an IAM condition on the object
+        name: https://cloud.google.com/storage/docs/access-control/iam#conditions). Bucket-level permissions,
+        listing included, are checked against the bucket itself, so the condition lets those through: the
+        grantee can list object names, and read only the objects under the prefix.
+        """
+        condition = None
+        if object_prefix is not None:
+            prefix = object_prefix.strip("/")
+            condition = storage.BucketIAMMemberConditionArgs(
+                title="objects-under-prefix",
+                description=f"Objects under {prefix}/ only",
+                expression=self.bucket.name.apply(
+                    lambda bucket: (
+                        f"resource.name.startsWith('projects/_/buckets/{bucket}/objects/{prefix}/') "
+                        "|| resource.type == 'storage.googleapis.com/Bucket'"
+                    )
+                ),
+            )
         return storage.BucketIAMMember(
             resource_name,
             bucket=self.bucket.name,
             role=role,
             member=member,
+            condition=condition,
             opts=pulumi.ResourceOptions(parent=parent),
         )

@@ -22,9 +22,10 @@ CLOUD_SQL_SOCKETS = "/cloudsql"  # where Cloud Run mounts the Cloud SQL connecti
 BUCKET_WRITER = "roles/storage.objectAdmin"
 CLOUD_SQL_CLIENT = "roles/cloudsql.client"
 URL_SIGNER = "roles/iam.serviceAccountTokenCreator"
-# MLflow upgrades its schema on first start, which can take a few minutes on the smallest tier.
+# MLflow upgrades its schema on first start, which can take a few minutes on the smallest tier: the whole
+# budget Cloud Run allows a service's startup probe (240 s, infra/gcp/limits.py).
 STARTUP_PROBE_PERIOD_SECONDS = 10
-STARTUP_PROBE_FAILURES = 30
+STARTUP_PROBE_FAILURES = 24
 # Long requests: proxied artifact uploads and downloads stream through the server.
 REQUEST_TIMEOUT = "900s"
 

@@ -109,7 +109,7 @@ def test_every_problem_is_reported_at_once_with_how_to_fix_it():
         "gcp:project: is not set; pulumi config set gcp:project",
         "gcp:region: is not set",
         "mlops-stack:githubRepository: 'not a repo' is malformed",
-        "mlops-stack:apiCpu: 3 CPUs is not a size this cloud offers; Cloud Run takes 1, 2, 4 or 8 CPUs",
+        "mlops-stack:apiCpu: 3 CPUs is not a size this cloud offers; Cloud Run takes 1 CPU with 512-4096 MiB",
         "mlops-stack:trackingMinInstances: 5 is more than trackingMaxInstances (2)",
         "mlops-stack:protect: 'maybe' is not true or false",
         "mlops-stack:apiImage: 'my-image:latest' is malformed; expected an image pinned by digest",
@@ -137,6 +137,9 @@ def test_the_stack_name_must_match_the_cloud():
         ("aws", {"aws:region": "eu-west-1"}, "0.5", "512", "512 MiB does not fit 0.5 CPU; Fargate takes"),
         ("azure", {"azure-native:location": "westeurope"}, "1", "1024", "1024 MiB does not fit 1 CPU"),
         ("gcp", {"gcp:project": "p", "gcp:region": "r"}, "1", "8192", "8192 MiB does not fit 1 CPU"),
+        # Cloud Run's minimums: 4 CPUs need 2 GiB, 8 CPUs need 4 GiB.
+        ("gcp", {"gcp:project": "p", "gcp:region": "r"}, "4", "1024", "1024 MiB does not fit 4 CPU"),
+        ("gcp", {"gcp:project": "p", "gcp:region": "r"}, "8", "2048", "2048 MiB does not fit 8 CPU"),
     ],
 )
 def test_sizes_follow_each_clouds_rules(cloud, region_keys, cpu, memory, message):

@@ -42,7 +42,7 @@ def test_missing_project_and_region_are_both_reported() -> None:
 def test_bad_cloud_run_sizes_say_what_cloud_run_accepts(overrides: dict[str, str], expected: str) -> None:
     message = fails_before_anything(config_for("dev", **overrides))
     assert expected in message
-    assert "Cloud Run takes 1, 2, 4 or 8 CPUs with 512 MiB to 4 GiB per CPU" in message
+    assert "Cloud Run takes 1 CPU with 512-4096 MiB, 2 with 512-8192" in message
 
 
 def test_model_source_must_be_in_gcs() -> None:

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from infra.tests.gcp.conftest import (
+    MODEL_SOURCE,
     PROJECT,
     PROJECT_NUMBER,
     REGION,
@@ -433,4 +434,17 @@ def test_the_pool_also_pins_the_repository_and_owner_ids_when_given() -> None:
     assert provider["attributeCondition"] == (
         f"assertion.repository == '{REPOSITORY}' && assertion.repository_id == '123456789' "
         "&& assertion.repository_owner_id == '987654'"
+    )
+
+
+def test_the_api_reads_only_the_pinned_models_objects() -> None:
+    run = run_gcp("dev", **with_model())
+    grant = run.one("gcp:storage/bucketIAMMember:BucketIAMMember", "-api-bucket-reader").inputs
+    bucket = run.one("gcp:storage/bucket:Bucket").inputs["name"]
+    prefix = "mlflow/1/models/m-0123456789abcdef/artifacts"
+    assert MODEL_SOURCE.endswith(prefix)
+    assert grant["role"] == "roles/storage.objectViewer"
+    assert grant["condition"]["expression"] == (
+        f"resource.name.startsWith('projects/_/buckets/{bucket}/objects/{prefix}/') "
+        "|| resource.type == 'storage.googleapis.com/Bucket'"
     )
