@@ -71,9 +71,9 @@ def test_every_rule_checks_something_the_program_sends(runs: dict[str, ProgramRu
 
 def test_a_violation_names_the_resource_the_rule_and_the_doc(runs: dict[str, ProgramRun]) -> None:
     service = next(r for r in runs["longest dev"].resources if r.type == "gcp:cloudrunv2/service:Service")
-    broken = {**service.inputs, "template": {**service.inputs["template"], "containers": [
-        {**service.inputs["template"]["containers"][0], "startupProbe": {"periodSeconds": 10, "failureThreshold": 30}}
-    ]}}  # fmt: skip
+    container = service.inputs["template"]["containers"][0]
+    too_long = {**container, "startupProbe": {"periodSeconds": 10, "failureThreshold": 30}}
+    broken = {**service.inputs, "template": {**service.inputs["template"], "containers": [too_long]}}
     [violation] = violations([(service.type, service.name, broken)], RULES)
     assert str(violation).startswith(f"{service.name} (gcp:cloudrunv2/service:Service)")
     assert "startup probe allows 300 s" in str(violation)
