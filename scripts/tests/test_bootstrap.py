@@ -301,6 +301,58 @@ def test_gcp_invalid_kms_name_is_rejected_before_anything_is_made(gcs: storage.C
     assert kms.keys == set()
 
 
+@dataclass
+class FakeApis:
+    """Service Usage as documented: batchEnable turns on what is off; what is on stays on."""
+
+    enabled: set[str] = field(default_factory=lambda: {"storage.googleapis.com"})
+
+    def enable(self, project: str, apis: tuple[str, ...]) -> list[str]:
+        off = [api for api in apis if api not in self.enabled]
+        self.enabled |= set(off)
+        return off
+
+
+def test_gcp_bootstrap_enables_kms_and_resource_manager_first(gcs: storage.Client) -> None:
+    apis, name = FakeApis(), unique("state-gcp-")
+    backend = ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "eu", name, "ring", "key", apis)
+    assert backend.changes[:2] == [
+        "enabled cloudkms.googleapis.com",
+        "enabled cloudresourcemanager.googleapis.com",
+    ]
+    again = ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "eu", name, "ring", "key", apis)
+    assert not [change for change in again.changes if change.startswith("enabled ")]
+
+
+def test_gcp_kms_key_rotates_and_says_when_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from scripts.state_backends.gcp import ROTATION_SECONDS, key_settings
+
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    settings = key_settings(now)
+    assert settings["rotation_period"] == {"seconds": ROTATION_SECONDS}
+    # The KMS API refuses a rotation period without the first rotation time.
+    assert settings["next_rotation_time"] == {"seconds": int(now.timestamp()) + ROTATION_SECONDS}
+    assert settings["purpose"] == "ENCRYPT_DECRYPT"
+
+
+def test_gcp_permission_denied_names_the_roles_to_ask_for(gcs: storage.Client) -> None:
+    from google.api_core import exceptions as google_errors
+
+    class DeniedKms:
+        def ensure_key(self, project: str, location: str, key_ring: str, key: str) -> bool:
+            raise google_errors.PermissionDenied("Permission 'cloudkms.keyRings.create' denied on resource")
+
+    with pytest.raises(BootstrapError) as raised:
+        ensure_gcp_backend(gcs, DeniedKms(), "acme-ml", "eu", unique("state-gcp-"), "ring", "key")
+    message = str(raised.value)
+    assert (
+        "Google refused a call for project acme-ml: Permission 'cloudkms.keyRings.create' denied" in message
+    )
+    assert "roles/cloudkms.admin" in message
+
+
 # --- Azure: Azurite and a fake management plane --------------------------------------------------------
 
 
