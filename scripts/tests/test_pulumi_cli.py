@@ -138,5 +138,5 @@ def test_a_failing_command_raises_with_what_the_cli_said(
 
 def test_a_missing_cli_says_how_to_get_it(tmp_path: Path) -> None:
     pulumi = AutomationPulumi(tmp_path, pulumi_root=str(tmp_path / "nowhere"))
-    with pytest.raises(PulumiError, match="pulumi.com/docs/install"):
+    with pytest.raises(PulumiError, match=r"pulumi\.com/docs/install"):
         pulumi.stack_names()
