@@ -32,8 +32,8 @@ def pick(cloud: str, identities_json: str, environment: str, role: str) -> dict[
         raise ValueError(f"vars.CI_IDENTITIES is not JSON ({error})") from None
     if not isinstance(identities, dict) or not isinstance(identities.get(environment), dict):
         raise ValueError(
-            f"vars.CI_IDENTITIES has no entry for environment {environment!r}: add the `ciIdentity` output of "
-            f"the {cloud}-{environment} stack (for sandbox: the dev stack's `sandboxCiIdentity`)"
+            f"vars.CI_IDENTITIES has no entry for environment {environment!r}: add the `ciIdentity` output "
+            f"of the {cloud}-{environment} stack (for sandbox: the dev stack's `sandboxCiIdentity`)"
         )
     identity = identities[environment]
     field = PRINCIPAL[cloud][role]
