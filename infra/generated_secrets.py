@@ -6,6 +6,8 @@ import pulumi_random as random
 
 from infra.config import ApiAuth, StackSettings
 
+CHARACTER_CLASSES = {"min_upper": 1, "min_lower": 1, "min_numeric": 1}
+
 
 class StackSecrets(pulumi.ComponentResource):
     """Database password, MLflow admin password, MLflow's Flask secret key and (optionally) the API key."""
@@ -21,9 +23,12 @@ class StackSecrets(pulumi.ComponentResource):
         super().__init__("mlops-stack:core:StackSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # No special characters in the database password: it travels in connection URLs and some
-        # managed databases reject '/', '@', '"' and spaces.
+        # managed databases reject '/', '@', '"' and spaces. At least one upper-case letter, lower-case
+        # letter and digit: Azure's PostgreSQL refuses a password without three of four character classes
+        # (https://learn.microsoft.com/azure/postgresql/flexible-server/quickstart-create-server), and a
+        # random 32 letters and digits miss one about once in 250 stacks.
         self.database_password = random.RandomPassword(
-            f"{name}-database-password", length=32, special=False, opts=child
+            f"{name}-database-password", length=32, special=False, **CHARACTER_CLASSES, opts=child
         ).result
         self.tracking_admin_password = random.RandomPassword(
             f"{name}-tracking-admin-password", length=32, special=False, opts=child

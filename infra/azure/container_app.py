@@ -94,6 +94,7 @@ class AppIdentity(pulumi.ComponentResource):
         # Same logical name as this component: the type in the URN tells them apart.
         self.identity = managedidentity.UserAssignedIdentity(
             name,
+            resource_name_=name,
             resource_group_name=resource_group_name,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),

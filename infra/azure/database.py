@@ -4,9 +4,11 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.dbforpostgresql as dbforpostgresql
+import pulumi_random as random
 
 from infra.azure.protection import delete_lock
 from infra.config import StackSettings
+from infra.naming import short_name
 
 POSTGRES_VERSION = dbforpostgresql.PostgresMajorVersion.POSTGRES_MAJOR_VERSION_16
 DATABASE_NAME = "mlflow"
@@ -52,8 +54,20 @@ class Database(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:azure:Database", name, None, opts)
         settings = args.settings
+        # Server names are global DNS names (<name>.postgres.database.azure.com): a random suffix, kept in
+        # state, keeps two tenants' `azure-dev` apart.
+        suffix = random.RandomString(
+            f"{name}-server-suffix",
+            length=6,
+            special=False,
+            upper=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         server = dbforpostgresql.Server(
             f"{name}-server",
+            server_name=pulumi.Output.concat(
+                short_name(settings.stack, "db", max_length=56), "-", suffix.result
+            ),
             resource_group_name=args.resource_group_name,
             version=POSTGRES_VERSION,
             sku=dbforpostgresql.SkuArgs(name=settings.database_tier, tier=sku_tier(settings.database_tier)),

@@ -12,7 +12,9 @@ import pulumi_azure_native.app as app
 import pulumi_azure_native.monitor as monitor
 import pulumi_azure_native.operationalinsights as operationalinsights
 
+from infra.azure.limits import LOG_RETENTION_DAYS
 from infra.config import StackSettings
+from infra.naming import short_name
 
 # Serverless, per-second billing, scale to zero; apps name it in `workload_profile_name`.
 CONSUMPTION_PROFILE = "Consumption"
@@ -37,18 +39,22 @@ class AppsEnvironment(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops-stack:azure:AppsEnvironment", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        stack = args.settings.stack
         workspace = operationalinsights.Workspace(
             f"{name}-logs",
+            workspace_name=short_name(stack, "logs", max_length=63),
             resource_group_name=args.resource_group_name,
             sku=operationalinsights.WorkspaceSkuArgs(
                 name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
             ),
-            retention_in_days=args.settings.log_retention_days,
+            # PerGB2018 keeps data at least 30 days: shorter environment defaults (dev, sandbox) get that.
+            retention_in_days=max(args.settings.log_retention_days, LOG_RETENTION_DAYS[0]),
             tags=args.tags,
             opts=child,
         )
         environment = app.ManagedEnvironment(
             f"{name}-environment",
+            environment_name=short_name(stack, "apps", max_length=60),
             resource_group_name=args.resource_group_name,
             workload_profiles=[
                 app.WorkloadProfileArgs(name=CONSUMPTION_PROFILE, workload_profile_type=CONSUMPTION_PROFILE)

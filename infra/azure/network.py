@@ -7,6 +7,8 @@ import pulumi
 import pulumi_azure_native.network as network
 import pulumi_azure_native.privatedns as privatedns
 
+from infra.naming import short_name
+
 # One /16 per stack is plenty; stacks never peer, so they may all use the same range.
 ADDRESS_SPACE = "10.40.0.0/16"
 # A workload-profiles environment needs at least a /27 delegated to Microsoft.App/environments; a /23
@@ -36,6 +38,7 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vnet = network.VirtualNetwork(
             f"{name}-vnet",
+            virtual_network_name=short_name(args.stack, "vnet", max_length=64),
             resource_group_name=args.resource_group_name,
             address_space=network.AddressSpaceArgs(address_prefixes=[ADDRESS_SPACE]),
             tags=args.tags,
@@ -45,6 +48,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-apps",
             resource_group_name=args.resource_group_name,
             virtual_network_name=vnet.name,
+            subnet_name="apps",
             address_prefix=APPS_SUBNET,
             delegations=[
                 network.DelegationArgs(name="container-apps", service_name="Microsoft.App/environments")
@@ -56,6 +60,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-database",
             resource_group_name=args.resource_group_name,
             virtual_network_name=vnet.name,
+            subnet_name="database",
             address_prefix=DATABASE_SUBNET,
             delegations=[
                 network.DelegationArgs(

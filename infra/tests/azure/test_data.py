@@ -116,9 +116,11 @@ def test_prod_database_tier_retention_and_geo_redundancy_from_config() -> None:
     assert server["backup"] == {"backupRetentionDays": 30, "geoRedundantBackup": "Enabled"}
 
 
-def test_log_retention_follows_the_environment(azure_run: AzureRun) -> None:
+def test_log_retention_follows_the_environment_within_log_analytics_minimum(azure_run: AzureRun) -> None:
     workspace = azure_run.run.one("azure-native:operationalinsights:Workspace").inputs
-    assert workspace["retentionInDays"] == ENVIRONMENT_DEFAULTS[environment_of(azure_run)].log_retention_days
+    wanted = ENVIRONMENT_DEFAULTS[environment_of(azure_run)].log_retention_days
+    # PerGB2018 keeps 30 to 730 days: dev (14) and sandbox (3) get the 30-day minimum, prod its 90.
+    assert workspace["retentionInDays"] == max(wanted, 30)
     diagnostics = azure_run.run.one("azure-native:monitor:DiagnosticSetting").inputs
     assert diagnostics["workspaceId"] == resource_id(f"{azure_run.stack}-apps-logs")
     assert diagnostics["resourceUri"] == resource_id(f"{azure_run.stack}-apps-environment")
