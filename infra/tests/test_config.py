@@ -1,5 +1,6 @@
 """Stack settings: defaults per environment, and every kind of bad config reported at once."""
 
+import re
 from collections.abc import Mapping
 
 import pytest
@@ -310,3 +311,11 @@ def test_only_a_dev_stack_may_host_sandboxes_and_only_it_takes_sandbox_state():
     hosted = settings_from({**stray, "mlops-stack:sandboxes": "true"}).sandbox_state
     assert hosted is not None
     assert hosted.bucket == "acme-ml-state-sandbox"
+
+
+def test_the_readme_documents_every_key_the_program_reads():
+    """Pulumi.yaml holds only keys with a static default; the README's table is where users find the rest."""
+    readme = (REPOSITORY_ROOT / "README.md").read_text()
+    table = readme.split("Every key (`mlops-stack:` namespace):", 1)[1].split("\n\n", 2)[1]
+    documented = {key for row in table.splitlines() for key in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert set(PROJECT_KEYS) - documented == set()
