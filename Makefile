@@ -21,7 +21,7 @@ uv: $(UV)
 
 .PHONY: sync
 sync: uv ## install the Python environment (.venv) from uv.lock
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --all-groups --compile-bytecode
 
 .PHONY: test-deps
 test-deps: sync ## install what the tests start: PostgreSQL binaries, Node + Azurite
@@ -29,22 +29,22 @@ test-deps: sync ## install what the tests start: PostgreSQL binaries, Node + Azu
 
 .PHONY: local
 local: sync ## run MLflow + the example model + the model API on this machine
-	$(UV) run --frozen python -m scripts.local_stack
+	$(UV) run --frozen --all-groups python -m scripts.local_stack
 
 .PHONY: test
 test: test-deps ## install everything the tests need, then run them
-	$(UV) run --frozen pytest
+	$(UV) run --frozen --all-groups pytest
 
 .PHONY: lint
 lint: sync ## ruff, mypy, hadolint
-	$(UV) run --frozen ruff check .
-	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy
-	$(UV) run --frozen hadolint service/Dockerfile infra/mlflow_server/Dockerfile
+	$(UV) run --frozen --all-groups ruff check .
+	$(UV) run --frozen --all-groups ruff format --check .
+	$(UV) run --frozen --all-groups mypy
+	$(UV) run --frozen --all-groups hadolint service/Dockerfile infra/mlflow_server/Dockerfile
 
 .PHONY: bench
 bench: sync ## our model API vs `mlflow models serve` on the same model
-	$(UV) run --frozen python -m scripts.bench
+	$(UV) run --frozen --all-groups python -m scripts.bench
 
 .PHONY: preview
 preview: sync ## pulumi preview --diff for STACK (needs the Pulumi CLI and cloud login)

@@ -5,6 +5,7 @@ no cloud credentials for pull requests from forks; zizmor and GitHub's workflow 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,19 @@ def test_workflows_and_actions_validate_against_githubs_schemas() -> None:
         str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *map(str, LOCAL_ACTIONS)
     )
     assert actions.returncode == 0, actions.stdout + actions.stderr
+
+
+def test_workflows_install_what_the_program_and_scripts_need_and_nothing_of_the_images_or_tests() -> None:
+    """The setup action installs uv.lock's infra and ops groups: Pulumi and its providers, the clients the
+    scripts use; not MLflow (with pyarrow), the test stand-ins or the linters."""
+    setup = (REPO / ".github/actions/setup/action.yml").read_text()
+    assert "uv sync --frozen --no-default-groups --group infra --group ops" in setup
+    uv = shutil.which("uv") or str(REPO / ".tools/bin/uv")
+    exported = subprocess.run(
+        [uv, "export", "--frozen", "--no-default-groups", "--group", "infra", "--group", "ops",
+         "--format", "requirements-txt", "--no-hashes", "--no-emit-project"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    installed = {line.split("==")[0].lower() for line in exported.splitlines() if "==" in line}
+    assert {"pulumi", "pulumi-gcp", "pulumi-aws", "pulumi-azure-native", "httpx", "boto3"} <= installed
+    assert not {"mlflow", "pyarrow", "moto", "ruff", "pytest", "scikit-learn"} & installed
