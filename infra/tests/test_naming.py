@@ -11,6 +11,7 @@ SANDBOX = {
     "mlops-stack:githubRepository": "o/r",
     "mlops-stack:sandboxExpiresAt": "2026-12-01T19:30:00+01:00",
     "azure-native:location": "westeurope",
+    "mlops-stack:azureResourceGroup": "mlops-stack-azure-dev-sandboxes",
 }
 
 
