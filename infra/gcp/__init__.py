@@ -7,7 +7,7 @@ import pulumi_gcp.organizations as organizations
 from infra.config import StackSettings
 from infra.gcp.api import ModelApi, ModelApiArgs
 from infra.gcp.apis import Api, RequiredApis
-from infra.gcp.ci_identity import CiIdentity, CiIdentityArgs
+from infra.gcp.ci_identity import ci_access
 from infra.gcp.database import TrackingDatabase, TrackingDatabaseArgs
 from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.gcp.storage import ArtifactBucket, ArtifactBucketArgs
@@ -34,7 +34,7 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         f"{name}-database",
         TrackingDatabaseArgs(settings, secrets.database_password, apis.needed_by([Api.SQL_ADMIN])),
     )
-    ci = CiIdentity(f"{name}-ci", CiIdentityArgs(settings, apis))
+    ci = ci_access(f"{name}-ci", settings, apis)
     tracking = TrackingService(
         f"{name}-tracking",
         TrackingServiceArgs(
@@ -56,6 +56,7 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         api_url=api_url,
         model_uri=settings.model.source if settings.model is not None else "",
         ci_identity=ci.outputs,
+        sandbox_ci_identity=ci.sandbox_outputs,
         tracking_admin_password=secrets.tracking_admin_password,
         api_key=secrets.api_key,
     )
