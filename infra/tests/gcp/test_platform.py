@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from infra.tests.gcp.conftest import PROJECT, PROJECT_NUMBER, REGION, STACKS, run_gcp, with_model
 from infra.gcp.ci_identity import sandbox_deployer_email
+from infra.tests.gcp.conftest import PROJECT, PROJECT_NUMBER, REGION, STACKS, run_gcp, with_model
 from testing.pulumi_program import ProgramRun, Registered
 
 SERVICE = "gcp:cloudrunv2/service:Service"
