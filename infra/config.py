@@ -164,9 +164,9 @@ PROJECT_KEYS: tuple[str, ...] = (
     "sandboxes",
     "sandboxStateBackend",
     "sandboxStateSecretsProvider",
-    "sandboxProject",
     "githubRepositoryId",
     "githubOwnerId",
+    "gcpSandboxProject",
     "stateResourceGroup",
     "azureResourceGroup",
 )
@@ -181,8 +181,14 @@ STATIC_DEFAULTS: Mapping[str, str] = {
 
 # The example stacks' placeholder: an `up` with it would hand deploy rights to whoever owns that repository.
 PLACEHOLDER_REPOSITORIES = frozenset({"my-org/mlops-stack"})
-# `gh api repos/OWNER/REPO --jq '.id, .owner.id'` prints both.
-GITHUB_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+# GitHub's numeric ids (the OIDC token's `repository_id` / `repository_owner_id` claims, decimal strings):
+# they stay with the repository and its owner when a name is freed and re-registered by someone else.
+# https://docs.github.com/en/actions/reference/security/oidc#oidc-token-claims
+GITHUB_NUMERIC_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+GITHUB_IDS_HOWTO = "gh api repos/OWNER/REPO --jq .id,.owner.id prints both"
+# Project ids: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter, not ending with
+# a hyphen. https://cloud.google.com/resource-manager/docs/creating-managing-projects#before_you_begin
+GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 GITHUB_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -285,12 +291,15 @@ class StackSettings:
     github_repository: str
     github_environment: str
     github_branch: str  # pushes to it deploy; prod's preview identity trusts only jobs on it
+    # GitHub's numeric ids of the repository and its owner (None: not pinned; GCP's pool condition then trusts
+    # the repository's name alone, and the program warns).
+    github_repository_id: str | None
+    github_owner_id: str | None
     state: StateLocation | None  # this environment's state; None: the stack grants CI no state access
     hosts_sandboxes: bool  # dev only: this stack makes the sandboxes' deploy identity
     sandbox_state: StateLocation | None  # where sandbox stacks keep their state (dev with sandboxes only)
-    sandbox_project: str | None  # GCP, dev with sandboxes: the project sandboxes deploy into (default: dev's)
-    github_repository_id: str | None  # numeric ids GitHub puts in its tokens: they survive a rename, names
-    github_owner_id: str | None  # can be re-registered by someone else (GCP pins them in the pool condition)
+    # GCP, dev with sandboxes only: the project sandbox stacks deploy into (None: the dev stack's project).
+    gcp_sandbox_project: str | None
     state_resource_group: str  # Azure: the resource group of bootstrap's state account and key vault
     azure_resource_group: str | None  # Azure sandboxes: the dev stack's resource group for sandboxes
     protect: bool
@@ -439,6 +448,8 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
             "pulumi config set mlops-stack:githubRepository my-org/my-repo",
         )
 
+    github_ids = _github_ids(check)
+
     protect = check.boolean("protect", defaults.protect)
     if protect and environment is Environment.SANDBOX:
         check.fail("protect", "is true on a sandbox", "sandboxes must be destroyable in one step: remove it")
@@ -477,12 +488,12 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         github_repository=github_repository or "",
         github_environment=check.raw("githubEnvironment") or (environment or Environment.DEV).value,
         github_branch=check.matching("githubBranch", GITHUB_BRANCH, "a branch name such as main") or "main",
+        github_repository_id=github_ids[0],
+        github_owner_id=github_ids[1],
         state=_state_location(check, cloud, "state"),
         hosts_sandboxes=hosts_sandboxes,
         sandbox_state=_sandbox_state(check, cloud, hosts_sandboxes),
-        sandbox_project=_sandbox_project(check, cloud, hosts_sandboxes),
-        github_repository_id=check.matching("githubRepositoryId", GITHUB_ID, "the repository's numeric id"),
-        github_owner_id=check.matching("githubOwnerId", GITHUB_ID, "the owner's numeric id"),
+        gcp_sandbox_project=_gcp_sandbox_project(check, cloud, hosts_sandboxes),
         state_resource_group=check.raw("stateResourceGroup") or "mlops-stack-state",
         azure_resource_group=_azure_resource_group(check, cloud, environment),
         protect=protect,
@@ -506,6 +517,8 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
             "awsOidcProviderArn", AWS_OIDC_PROVIDER_ARN, "the ARN of the account's GitHub OIDC provider"
         ),
     )
+    if cloud is Cloud.GCP:
+        _check_gcp_subjects(check, settings)
     if check.problems:
         raise ConfigError(stack, check.problems)
     return settings
@@ -636,15 +649,58 @@ def _sandbox_state(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) 
     return location
 
 
-def _sandbox_project(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) -> str | None:
-    project = check.raw("sandboxProject")
-    if project is not None and (cloud is not Cloud.GCP or not hosts_sandboxes):
+def _github_ids(check: _Checker) -> tuple[str | None, str | None]:
+    """`githubRepositoryId` + `githubOwnerId`: both or neither, each GitHub's decimal id."""
+    keys = ("githubRepositoryId", "githubOwnerId")
+    values = [
+        check.matching(key, GITHUB_NUMERIC_ID, f"GitHub's numeric id: {GITHUB_IDS_HOWTO}") for key in keys
+    ]
+    raw = [check.raw(key) for key in keys]
+    if (raw[0] is None) != (raw[1] is None):
+        missing = keys[0] if raw[0] is None else keys[1]
+        check.fail(missing, "is not set but the other GitHub id is", f"set both: {GITHUB_IDS_HOWTO}")
+        return None, None
+    return values[0], values[1]
+
+
+def _gcp_sandbox_project(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) -> str | None:
+    """GCP only: the project sandboxes deploy into; it makes sense only on the dev stack that hosts them."""
+    value = check.matching(
+        "gcpSandboxProject", GCP_PROJECT_ID, "a GCP project id (6-30 lowercase letters, digits, '-')"
+    )
+    if check.raw("gcpSandboxProject") is None:
+        return None
+    if cloud not in (None, Cloud.GCP):
+        check.fail("gcpSandboxProject", f"is set on a {cloud.value} stack", "remove it: it is GCP only")
+        return None
+    if not hosts_sandboxes:
         check.fail(
-            "sandboxProject",
-            "is only read on a GCP dev stack with sandboxes: true",
-            "remove it, or set mlops-stack:sandboxes true on gcp-dev",
+            "gcpSandboxProject",
+            "is set but sandboxes is not true",
+            "set mlops-stack:sandboxes true on the dev stack, or remove gcpSandboxProject",
         )
-    return project
+        return None
+    return value
+
+
+# Workload Identity Federation maps the token's `sub` to `google.subject`, which "cannot exceed 127 bytes"
+# (WorkloadIdentityPoolProvider.attributeMapping, https://cloud.google.com/iam/docs/reference/rest/v1/
+# projects.locations.workloadIdentityPools.providers): a longer subject fails the token exchange.
+GCP_SUBJECT_MAX_BYTES = 127
+
+
+def _check_gcp_subjects(check: _Checker, settings: StackSettings) -> None:
+    from infra.github import trusted_subjects
+
+    for identity, subject in trusted_subjects(settings).items():
+        if len(subject.encode()) > GCP_SUBJECT_MAX_BYTES:
+            key = "githubBranch" if ":ref:" in subject else "githubRepository"
+            check.fail(
+                key,
+                f"makes the {identity} identity's OIDC subject {len(subject.encode())} bytes long, over the "
+                f"{GCP_SUBJECT_MAX_BYTES} that Workload Identity Federation maps",
+                "use a shorter branch, GitHub environment or repository name",
+            )
 
 
 def _azure_resource_group(

@@ -100,7 +100,7 @@ def ensure_backend(args: argparse.Namespace, environment: str) -> StateBackend:
     if args.cloud == "gcp":
         from google.cloud import storage
 
-        from scripts.state_backends.gcp import CloudKmsKeys, ServiceUsageApis, ensure_gcp_backend
+        from scripts.state_backends.gcp import CloudKmsKeys, ensure_gcp_backend
 
         client = storage.Client(project=args.project)
         return ensure_gcp_backend(
@@ -111,7 +111,6 @@ def ensure_backend(args: argparse.Namespace, environment: str) -> StateBackend:
             f"{args.bucket}-{environment}",
             args.key_ring,
             f"{args.key}-{environment}",
-            ServiceUsageApis(),
         )
     from azure.identity import DefaultAzureCredential
     from azure.storage.blob import BlobServiceClient

@@ -7,13 +7,12 @@ import pulumi_gcp.organizations as organizations
 from infra.config import StackSettings
 from infra.gcp.api import ModelApi, ModelApiArgs
 from infra.gcp.apis import Api, RequiredApis
-from infra.gcp.ci_identity import CiIdentity, CiIdentityArgs
+from infra.gcp.ci_identity import ci_access
 from infra.gcp.database import TrackingDatabase, TrackingDatabaseArgs
 from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.gcp.storage import ArtifactBucket, ArtifactBucketArgs
 from infra.gcp.tracking import TrackingService, TrackingServiceArgs
 from infra.generated_secrets import StackSecrets
-from infra.github import CiRole
 from infra.images import build_images
 from infra.platform import PlatformOutputs
 
@@ -35,12 +34,11 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         f"{name}-database",
         TrackingDatabaseArgs(settings, secrets.database_password, apis.needed_by([Api.SQL_ADMIN])),
     )
-    ci = CiIdentity(f"{name}-ci", CiIdentityArgs(settings, apis))
-    deployer = deployer_member(settings, ci)
+    ci = ci_access(f"{name}-ci", settings, apis)
     tracking = TrackingService(
         f"{name}-tracking",
         TrackingServiceArgs(
-            settings, secrets, bucket, database, images.tracking, project_number, deployer, apis
+            settings, secrets, bucket, database, images.tracking, project_number, ci.deploy_member, apis
         ),
     )
     api_url: pulumi.Input[str] = ""
@@ -48,7 +46,7 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         api_url = ModelApi(
             f"{name}-api",
             ModelApiArgs(
-                settings, settings.model, secrets, bucket, images.api, project_number, deployer, apis
+                settings, settings.model, secrets, bucket, images.api, project_number, ci.deploy_member, apis
             ),
         ).url
     return PlatformOutputs(
@@ -58,21 +56,7 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         api_url=api_url,
         model_uri=settings.model.source if settings.model is not None else "",
         ci_identity=ci.outputs,
+        sandbox_ci_identity=ci.sandbox_outputs,
         tracking_admin_password=secrets.tracking_admin_password,
         api_key=secrets.api_key,
-        sandbox_ci_identity=ci.sandbox_outputs,
-    )
-
-
-def deployer_member(settings: StackSettings, ci: CiIdentity) -> pulumi.Output[str]:
-    """Who deploys this stack's services, and so needs actAs on their runtime accounts.
-
-    A stack's own deploy account; a sandbox has none, so it is whoever runs the sandbox's `pulumi up` (the
-    sandboxes' CI account, or a person), as Google reports the caller.
-    """
-    if CiRole.DEPLOY in ci.accounts:
-        return ci.accounts[CiRole.DEPLOY].email.apply(lambda email: f"serviceAccount:{email}")
-    caller = organizations.get_client_open_id_user_info_output().email
-    return caller.apply(
-        lambda email: f"{'serviceAccount' if email.endswith('.gserviceaccount.com') else 'user'}:{email}"
     )

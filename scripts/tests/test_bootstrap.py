@@ -1,12 +1,15 @@
 """Bootstrap against real stand-ins: moto's server (S3 + KMS), the GCS emulator and Azurite.
 
-Cloud KMS and Azure's management plane have no emulator: fakes of their small interfaces record calls.
+Cloud KMS and Service Usage have no emulator: the real clients talk REST to scripts/tests/fake_google_apis.py,
+which models the documented behaviour. Azure's management plane: a fake of its small interface records calls.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +18,17 @@ import pytest
 import yaml
 from azure.storage.blob import BlobServiceClient, PublicAccess
 from botocore.exceptions import ClientError
+from google.api_core import exceptions as google_errors
 from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
 
 from scripts import bootstrap
-from scripts.state_backends import BootstrapError
+from scripts.state_backends import BootstrapError, StateBackend
 from scripts.state_backends.aws import ensure_aws_backend
 from scripts.state_backends.azure import ensure_azure_backend
-from scripts.state_backends.gcp import ensure_gcp_backend
+from scripts.state_backends.gcp import CloudKmsKeys, CloudServiceUsage, ensure_gcp_backend
+from scripts.tests.fake_google_apis import FakeGoogleApis
 from scripts.tests.fake_pulumi import FakePulumi
 from testing.storage_emulators import AzuriteBlob, GcsEmulator, S3Emulator
 
@@ -230,18 +236,40 @@ def test_bad_arguments_say_what_is_missing(
     assert message in capsys.readouterr().err
 
 
-# --- GCP: the GCS emulator and a fake Cloud KMS ------------------------------------------------------------
+# --- GCP: the GCS emulator, and Cloud KMS + Service Usage over their REST API (fake_google_apis) -----------
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+KEY = "projects/acme-ml/locations/europe-west1/keyRings/mlops-stack/cryptoKeys/pulumi-secrets"
+
+
+@pytest.fixture
+def google() -> Iterator[FakeGoogleApis]:
+    with FakeGoogleApis() as apis:
+        yield apis
 
 
 @dataclass
-class FakeKms:
-    keys: set[str] = field(default_factory=set)
+class GoogleClients:
+    """The real clients bootstrap uses, pointed at the local stand-in."""
 
-    def ensure_key(self, project: str, location: str, key_ring: str, key: str) -> bool:
-        name = f"projects/{project}/locations/{location}/keyRings/{key_ring}/cryptoKeys/{key}"
-        created = name not in self.keys
-        self.keys.add(name)
-        return created
+    kms: CloudKmsKeys
+    services: CloudServiceUsage
+    raw_kms: Any
+
+
+@pytest.fixture
+def clients(google: FakeGoogleApis) -> GoogleClients:
+    from google.cloud import kms
+
+    raw = kms.KeyManagementServiceClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options={"api_endpoint": google.endpoint},
+    )
+    services = CloudServiceUsage(
+        AuthorizedSession(AnonymousCredentials()), google.endpoint, sleep=lambda _: None
+    )
+    return GoogleClients(CloudKmsKeys(raw, now=lambda: NOW), services, raw)
 
 
 @pytest.fixture
@@ -250,107 +278,146 @@ def gcs(gcs_emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> storage.C
     return storage.Client(project="acme-ml", credentials=AnonymousCredentials())
 
 
-def test_gcp_bootstrap_creates_a_locked_down_versioned_bucket_and_rerun_changes_nothing(
-    gcs: storage.Client,
+def backend(
+    gcs: storage.Client, clients: GoogleClients, name: str, project: str = "acme-ml", **names: str
+) -> StateBackend:
+    ring, key = names.get("key_ring", "mlops-stack"), names.get("key", "pulumi-secrets")
+    location = names.get("location", "europe-west1")
+    return ensure_gcp_backend(gcs, clients.kms, project, location, name, ring, key, services=clients.services)
+
+
+def test_gcp_bootstrap_enables_the_apis_then_makes_a_rotating_key_and_a_locked_down_bucket(
+    gcs: storage.Client, clients: GoogleClients, google: FakeGoogleApis
 ) -> None:
-    name, kms = unique("state-gcp-"), FakeKms()
-    backend = ensure_gcp_backend(gcs, kms, "acme-ml", "europe-west1", name, "mlops-stack", "pulumi-secrets")
-    key = "projects/acme-ml/locations/europe-west1/keyRings/mlops-stack/cryptoKeys/pulumi-secrets"
-    assert backend.login_url == f"gs://{name}"
-    assert backend.secrets_provider == f"gcpkms://{key}"
-    assert kms.keys == {key}
+    name = unique("state-gcp-")
+    first = backend(gcs, clients, name)
+    assert first.login_url == f"gs://{name}"
+    assert first.secrets_provider == f"gcpkms://{KEY}"
+    assert first.changes[0] == (
+        "enabled cloudresourcemanager.googleapis.com, cloudkms.googleapis.com in project acme-ml"
+    )
+    assert "created Cloud KMS key mlops-stack/pulumi-secrets in europe-west1" in first.changes
+    # the operation was polled to completion before KMS was called (a disabled KMS API refuses every call)
+    calls = [path for _, path in google.state.requests]
+    assert calls.index("/v1/operations/acf.p2-1") < calls.index(
+        "/v1/projects/acme-ml/locations/europe-west1/keyRings/mlops-stack"
+    )
+    key = google.state.crypto_keys[KEY]
+    assert key["rotationPeriod"] == "7776000s"
+    assert datetime.fromisoformat(key["nextRotationTime"].replace("Z", "+00:00")) == NOW + timedelta(days=90)
+    assert key["labels"] == {"mlops-stack-role": "pulumi-state"}
     bucket = gcs.get_bucket(name)
     assert bucket.versioning_enabled
     assert bucket.iam_configuration.uniform_bucket_level_access_enabled
     assert bucket.iam_configuration.public_access_prevention == "enforced"
     assert bucket.labels == {"mlops-stack-role": "pulumi-state", "mlops-stack-project": "acme-ml"}
 
-    again = ensure_gcp_backend(gcs, kms, "acme-ml", "europe-west1", name, "mlops-stack", "pulumi-secrets")
+    google.state.requests.clear()
+    again = backend(gcs, clients, name)
     assert again.changes == []
+    assert [method for method, _ in google.state.requests] == ["GET"] * len(google.state.requests)
     assert gcs.get_bucket(name).metageneration == bucket.metageneration
 
 
-def test_gcp_bucket_made_by_someone_else_is_a_clear_error(gcs: storage.Client) -> None:
+def test_gcp_kms_refuses_a_rotation_period_without_a_next_rotation_time(
+    clients: GoogleClients, google: FakeGoogleApis
+) -> None:
+    """What bootstrap sent before: the documented rule, through the real client."""
+    google.state.services("acme-ml").add("cloudkms.googleapis.com")
+    ring = "projects/acme-ml/locations/europe-west1/keyRings/mlops-stack"
+    clients.raw_kms.create_key_ring(
+        parent=ring.rsplit("/keyRings", 1)[0], key_ring_id="mlops-stack", key_ring={}
+    )
+    crypto_key = {"purpose": 1, "rotation_period": {"seconds": 90 * 24 * 3600}}
+    with pytest.raises(google_errors.BadRequest, match="next_rotation_time must be set"):
+        clients.raw_kms.create_crypto_key(parent=ring, crypto_key_id="k", crypto_key=crypto_key)
+
+
+@pytest.mark.parametrize(
+    ("denied", "expected"),
+    [
+        (
+            "serviceusage.services.enable",
+            "permission denied: enabling cloudresourcemanager.googleapis.com, cloudkms.googleapis.com on "
+            "project acme-ml. The account running bootstrap needs roles/serviceusage.serviceUsageAdmin on "
+            "project acme-ml: gcloud projects add-iam-policy-binding acme-ml --member=user:<you@example.com> "
+            "--role=roles/serviceusage.serviceUsageAdmin",
+        ),
+        (
+            "cloudkms.keyRings.create",
+            "permission denied: creating the Cloud KMS key ring on "
+            "projects/acme-ml/locations/europe-west1/keyRings/mlops-stack. The account running bootstrap "
+            "needs roles/cloudkms.admin on project acme-ml",
+        ),
+        (
+            "cloudkms.cryptoKeys.create",
+            f"permission denied: creating the Cloud KMS key on {KEY}. The account running bootstrap needs "
+            "roles/cloudkms.admin",
+        ),
+    ],
+)
+def test_gcp_permission_denied_says_what_was_denied_and_which_role_grants_it(
+    gcs: storage.Client,
+    clients: GoogleClients,
+    google: FakeGoogleApis,
+    denied: str,
+    expected: str,
+) -> None:
+    google.state.denied.add(denied)
+    name = unique("state-gcp-")
+    with pytest.raises(BootstrapError) as raised:
+        backend(gcs, clients, name)
+    assert expected in str(raised.value)
+    assert f"Permission '{denied}' denied" in str(raised.value)
+    assert gcs.lookup_bucket(name) is None  # nothing after the refusal was attempted
+
+
+def test_gcp_an_api_still_propagating_says_to_retry_not_to_grant_a_role(
+    gcs: storage.Client, clients: GoogleClients, google: FakeGoogleApis
+) -> None:
+    class AlreadyEnabled:
+        """Service Usage said enabled, but KMS has not heard yet (propagation takes minutes)."""
+
+        def ensure_enabled(self, project: str, services: Sequence[str]) -> list[str]:
+            return []
+
+    with pytest.raises(BootstrapError, match=r"not enabled yet in project acme-ml .* run bootstrap again"):
+        ensure_gcp_backend(
+            gcs, clients.kms, "acme-ml", "eu", unique("s-"), "r", "k", services=AlreadyEnabled()
+        )
+
+
+def test_gcp_bucket_made_by_someone_else_is_a_clear_error(
+    gcs: storage.Client, clients: GoogleClients
+) -> None:
     name = unique("state-gcp-")
     gcs.create_bucket(name)
     with pytest.raises(BootstrapError, match="was not made by bootstrap for project acme-ml"):
-        ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "europe-west1", name, "mlops-stack", "pulumi-secrets")
+        backend(gcs, clients, name)
     other_team = unique("state-gcp-")
-    ensure_gcp_backend(gcs, FakeKms(), "other-team", "europe-west1", other_team, "mlops-stack", "k")
+    backend(gcs, clients, other_team, project="other-team", key="k")
     with pytest.raises(BootstrapError, match="not made by bootstrap for project acme-ml"):
-        ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "europe-west1", other_team, "mlops-stack", "k")
+        backend(gcs, clients, other_team, key="k")
 
 
-def test_gcp_drifted_settings_are_converged(gcs: storage.Client) -> None:
+def test_gcp_drifted_settings_are_converged(gcs: storage.Client, clients: GoogleClients) -> None:
     name = unique("state-gcp-")
-    ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "eu", name, "ring", "key")
+    backend(gcs, clients, name, location="eu", key_ring="ring", key="key")
     bucket = gcs.get_bucket(name)
     bucket.versioning_enabled = False
     bucket.patch()
-    assert ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "eu", name, "ring", "key").changes == [
-        "created Cloud KMS key ring/key in eu",
-        "enabled versioning",
+    assert backend(gcs, clients, name, location="eu", key_ring="ring", key="key").changes == [
+        "enabled versioning"
     ]
     assert gcs.get_bucket(name).versioning_enabled
 
 
-def test_gcp_invalid_kms_name_is_rejected_before_anything_is_made(gcs: storage.Client) -> None:
-    kms = FakeKms()
+def test_gcp_invalid_kms_name_is_rejected_before_anything_is_made(
+    gcs: storage.Client, clients: GoogleClients, google: FakeGoogleApis
+) -> None:
     with pytest.raises(BootstrapError, match="--key-ring 'my ring' is not a valid"):
-        ensure_gcp_backend(gcs, kms, "acme-ml", "eu", unique("state-gcp-"), "my ring", "key")
-    assert kms.keys == set()
-
-
-@dataclass
-class FakeApis:
-    """Service Usage as documented: batchEnable turns on what is off; what is on stays on."""
-
-    enabled: set[str] = field(default_factory=lambda: {"storage.googleapis.com"})
-
-    def enable(self, project: str, apis: tuple[str, ...]) -> list[str]:
-        off = [api for api in apis if api not in self.enabled]
-        self.enabled |= set(off)
-        return off
-
-
-def test_gcp_bootstrap_enables_kms_and_resource_manager_first(gcs: storage.Client) -> None:
-    apis, name = FakeApis(), unique("state-gcp-")
-    backend = ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "eu", name, "ring", "key", apis)
-    assert backend.changes[:2] == [
-        "enabled cloudkms.googleapis.com",
-        "enabled cloudresourcemanager.googleapis.com",
-    ]
-    again = ensure_gcp_backend(gcs, FakeKms(), "acme-ml", "eu", name, "ring", "key", apis)
-    assert not [change for change in again.changes if change.startswith("enabled ")]
-
-
-def test_gcp_kms_key_rotates_and_says_when_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    from datetime import UTC, datetime
-
-    from scripts.state_backends.gcp import ROTATION_SECONDS, key_settings
-
-    now = datetime(2026, 11, 24, tzinfo=UTC)
-    settings = key_settings(now)
-    assert settings["rotation_period"] == {"seconds": ROTATION_SECONDS}
-    # The KMS API refuses a rotation period without the first rotation time.
-    assert settings["next_rotation_time"] == {"seconds": int(now.timestamp()) + ROTATION_SECONDS}
-    assert settings["purpose"] == "ENCRYPT_DECRYPT"
-
-
-def test_gcp_permission_denied_names_the_roles_to_ask_for(gcs: storage.Client) -> None:
-    from google.api_core import exceptions as google_errors
-
-    class DeniedKms:
-        def ensure_key(self, project: str, location: str, key_ring: str, key: str) -> bool:
-            raise google_errors.PermissionDenied("Permission 'cloudkms.keyRings.create' denied on resource")
-
-    with pytest.raises(BootstrapError) as raised:
-        ensure_gcp_backend(gcs, DeniedKms(), "acme-ml", "eu", unique("state-gcp-"), "ring", "key")
-    message = str(raised.value)
-    assert (
-        "Google refused a call for project acme-ml: Permission 'cloudkms.keyRings.create' denied" in message
-    )
-    assert "roles/cloudkms.admin" in message
+        backend(gcs, clients, unique("state-gcp-"), key_ring="my ring")
+    assert google.state.requests == []
 
 
 # --- Azure: Azurite and a fake management plane --------------------------------------------------------

@@ -33,8 +33,9 @@ def gcp_outputs(args: MockResourceArgs) -> Mapping[str, Any]:
     """What GCP (and the providers) compute from what we send, as the real API would."""
     inputs = args.inputs
     if args.typ == "gcp:serviceaccount/account:Account":
-        email = f"{inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
-        return {"email": email, "name": f"projects/{PROJECT}/serviceAccounts/{email}"}
+        project = inputs.get("project") or PROJECT  # an account's email names the project it lives in
+        email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
+        return {"email": email, "name": f"projects/{project}/serviceAccounts/{email}"}
     if args.typ == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
         pool = inputs["workloadIdentityPoolId"]
         return {"name": f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool}"}

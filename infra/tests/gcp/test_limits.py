@@ -17,7 +17,10 @@ def longest(environment: str) -> tuple[dict[str, str], str]:
     stack = f"gcp-sandbox-{LONGEST_ID}" if environment == "sandbox" else f"gcp-{environment}"
     location = {"gcp:project": LONGEST_PROJECT, "gcp:region": "northamerica-northeast1"}
     overrides = {**MODEL, "sandboxes": "true"} if environment == "dev" else MODEL
-    return stack_config("gcp", environment, location, "a" * 39 + "/" + "r" * 100, **overrides), stack
+    # The longest repository GCP accepts: Workload Identity Federation maps at most 127 bytes of the token's
+    # subject, and `repo:<R>:environment:sandbox` is the longest the stack trusts (config checks this).
+    repository = "a" * 39 + "/" + "r" * (127 - len("repo::environment:sandbox") - 40)
+    return stack_config("gcp", environment, location, repository, **overrides), stack
 
 
 RUNS = {

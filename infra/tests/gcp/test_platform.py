@@ -4,13 +4,12 @@ from typing import Any
 
 import pytest
 
+from infra.gcp.ci_identity import sandbox_deployer_email
 from infra.tests.gcp.conftest import (
     MODEL_SOURCE,
     PROJECT,
     PROJECT_NUMBER,
     REGION,
-    REPOSITORY,
-    SANDBOX_DEPLOYER,
     STACKS,
     run_gcp,
     with_model,
@@ -25,7 +24,6 @@ IAM_TYPES = (
     "gcp:projects/iAMMember:IAMMember",
     "gcp:serviceaccount/iAMMember:IAMMember",
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
-    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
 )
 
 
@@ -135,34 +133,31 @@ def test_required_apis_are_enabled_and_never_disabled(stack_run: ProgramRun) -> 
         assert services[f"{api}.googleapis.com"]["disableOnDestroy"] is False
 
 
-def iam_bindings(run: ProgramRun) -> set[tuple[str, str, str]]:
-    """Every IAM binding the program makes, as (role, member, the last part of its scope)."""
+def test_every_iam_binding_has_the_expected_member_and_scope(stack_run: ProgramRun) -> None:
+    """The complete list: any new binding must be added here on purpose. The CI identities' own bindings
+    (logical names `<stack>-ci-…`) are checked in test_ci_identity.py."""
+    tracking, api = email(stack_run, "-tracking-account"), email(stack_run, "-api-account")
+    environment = environment_of(stack_run)
+    stack = STACKS[environment]
+    deploy = (
+        f"serviceAccount:{sandbox_deployer_email(PROJECT)}"
+        if environment == "sandbox"
+        else email(stack_run, "-ci-deploy-account")
+    )
     found = set()
-    for binding in (b for t in IAM_TYPES for b in run.of_type(t)):
+    for binding in (b for t in IAM_TYPES for b in stack_run.of_type(t)):
+        if binding.name.startswith(f"{stack}-ci-"):
+            continue
         inputs = binding.inputs
         scope = (
             inputs.get("bucket")
             or inputs.get("secretId")
             or inputs.get("serviceAccountId")
-            or inputs.get("cryptoKeyId")
             or (binding.type.startswith("gcp:cloudrunv2") and f"run:{inputs['name']}")
             or f"project:{inputs['project']}"
         )
         found.add((inputs["role"], inputs["member"], scope.rsplit("/", 1)[-1]))
-    return found
-
-
-def test_every_iam_binding_has_the_expected_member_and_scope(stack_run: ProgramRun) -> None:
-    """The complete list: any new binding must be added here on purpose."""
-    tracking, api = email(stack_run, "-tracking-account"), email(stack_run, "-api-account")
-    environment = environment_of(stack_run)
-    stack = STACKS[environment]
     bucket = stack_run.one("gcp:storage/bucket:Bucket").inputs["name"]
-    deployer = (
-        f"serviceAccount:{SANDBOX_DEPLOYER}"
-        if environment == "sandbox"
-        else email(stack_run, "-ci-deploy-account")
-    )
     expected = {
         ("roles/storage.objectAdmin", tracking, bucket),
         ("roles/storage.objectViewer", api, bucket),
@@ -173,119 +168,13 @@ def test_every_iam_binding_has_the_expected_member_and_scope(stack_run: ProgramR
             for name in ("mlflow-db-password", "mlflow-admin-password", "mlflow-flask-server-secret-key")
         ),
         ("roles/secretmanager.secretAccessor", api, f"{stack}-api-secrets-api-key-id"),
-        ("roles/iam.serviceAccountUser", deployer, tracking.split(":")[1]),
-        ("roles/iam.serviceAccountUser", deployer, api.split(":")[1]),
+        ("roles/iam.serviceAccountUser", deploy, tracking.split(":")[1]),
+        ("roles/iam.serviceAccountUser", deploy, api.split(":")[1]),
         ("roles/iam.serviceAccountTokenCreator", tracking, tracking.split(":")[1]),
         ("roles/run.invoker", "allUsers", f"run:{stack}-tracking"),
         ("roles/run.invoker", "allUsers", f"run:{stack}-api"),
     }
-    if environment != "sandbox":  # sandboxes make no CI account
-        deploy, preview = email(stack_run, "-ci-deploy-account"), email(stack_run, "-ci-preview-account")
-        pool_id = f"gh-{stack}-a1b2c3"
-        pool = f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool_id}"
-        subject = f"principal://iam.googleapis.com/{pool}/subject/repo:{REPOSITORY}"
-        preview_subject = (
-            f"{subject}:ref:refs/heads/main" if environment == "prod" else f"{subject}:pull_request"
-        )
-        expected |= {
-            ("roles/iam.workloadIdentityUser", f"{subject}:environment:{environment}", deploy.split(":")[1]),
-            ("roles/iam.workloadIdentityUser", preview_subject, preview.split(":")[1]),
-            *((role, deploy, f"project:{PROJECT}") for role in _deploy_roles()),
-            ("roles/viewer", preview, f"project:{PROJECT}"),
-            ("roles/iam.securityReviewer", preview, f"project:{PROJECT}"),
-        }
-    assert iam_bindings(stack_run) == expected
-
-
-def test_the_deploy_account_may_grant_only_the_workloads_project_roles(stack_run: ProgramRun) -> None:
-    if environment_of(stack_run) == "sandbox":
-        return
-    [admin] = [
-        b.inputs
-        for b in stack_run.of_type("gcp:projects/iAMMember:IAMMember")
-        if b.inputs["role"] == "roles/resourcemanager.projectIamAdmin"
-    ]
-    assert admin["condition"]["expression"] == (
-        "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly(['roles/cloudsql.client'])"
-    )
-    # Every other project-level binding the program makes uses one of the grantable roles, so a CI deploy
-    # (which may change only those) can keep them up to date.
-    workload_project_roles = {
-        b.inputs["role"]
-        for b in stack_run.of_type("gcp:projects/iAMMember:IAMMember")
-        if not b.name.startswith(f"{STACKS[environment_of(stack_run)]}-ci-")
-    }
-    assert workload_project_roles == {"roles/cloudsql.client"}
-
-
-STATE = {
-    "stateBackend": "gs://acme-ml-pulumi-state-dev",
-    "stateSecretsProvider": "gcpkms://projects/acme-ml/locations/europe-west1/keyRings/mlops-stack/"
-    "cryptoKeys/pulumi-secrets-dev",
-}
-SANDBOX_STATE = {
-    "sandboxes": "true",
-    "sandboxStateBackend": "gs://acme-ml-pulumi-state-sandbox",
-    "sandboxStateSecretsProvider": "gcpkms://projects/acme-ml/locations/europe-west1/keyRings/mlops-stack/"
-    "cryptoKeys/pulumi-secrets-sandbox",
-}
-
-
-def test_ci_accounts_read_and_write_only_their_own_environments_state_and_key() -> None:
-    run = run_gcp("dev", **STATE, **SANDBOX_STATE)
-    deploy, preview = email(run, "-ci-deploy-account"), email(run, "-ci-preview-account")
-    sandbox = email(run, "-ci-sandbox-account")
-    state = {b for b in iam_bindings(run) if "pulumi-s" in b[2]}
-    assert state == {
-        ("roles/storage.objectUser", deploy, "acme-ml-pulumi-state-dev"),
-        ("roles/cloudkms.cryptoKeyEncrypterDecrypter", deploy, "pulumi-secrets-dev"),
-        ("roles/storage.objectViewer", preview, "acme-ml-pulumi-state-dev"),
-        ("roles/cloudkms.cryptoKeyDecrypter", preview, "pulumi-secrets-dev"),
-        ("roles/storage.objectUser", sandbox, "acme-ml-pulumi-state-sandbox"),
-        ("roles/cloudkms.cryptoKeyEncrypterDecrypter", sandbox, "pulumi-secrets-sandbox"),
-    }
-    key = run.one("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "-ci-deploy-state-key").inputs
-    assert key["cryptoKeyId"] == STATE["stateSecretsProvider"].removeprefix("gcpkms://")
-
-
-def test_a_state_prefix_narrows_the_object_grant_to_it() -> None:
-    run = run_gcp("dev", **{**STATE, "stateBackend": "gs://acme-ml-pulumi-state/dev"})
-    grant = run.one("gcp:storage/bucketIAMMember:BucketIAMMember", "-ci-preview-state").inputs
-    assert grant["bucket"] == "acme-ml-pulumi-state"
-    assert grant["condition"]["expression"] == (
-        "resource.name.startsWith('projects/_/buckets/acme-ml-pulumi-state/objects/dev/') "
-        "|| resource.type == 'storage.googleapis.com/Bucket'"
-    )
-
-
-def test_the_dev_stack_makes_the_sandboxes_account_trusted_by_the_sandbox_environment_only() -> None:
-    run = run_gcp("dev", **SANDBOX_STATE, sandboxProject="acme-ml-sandboxes")
-    sandbox = email(run, "-ci-sandbox-account")
-    federation = run.one("gcp:serviceaccount/iAMMember:IAMMember", "-ci-sandbox-federation").inputs
-    assert federation["member"].endswith(f"/subject/repo:{REPOSITORY}:environment:sandbox")
-    roles = {(b[0], b[2]) for b in iam_bindings(run) if b[1] == sandbox and b[2].startswith("project:")}
-    assert roles == {(role, "project:acme-ml-sandboxes") for role in _deploy_roles()}
-    assert run.outputs["sandboxCiIdentity"] == {
-        "workloadIdentityProvider": run.outputs["ciIdentity"]["workloadIdentityProvider"],
-        "deployServiceAccount": sandbox.split(":")[1],
-        "project": "acme-ml-sandboxes",
-    }
-    assert "sandboxCiIdentity" not in run_gcp("dev").outputs
-
-
-def test_a_sandbox_stack_makes_no_ci_account_and_exports_an_empty_ci_identity() -> None:
-    run = run_gcp("sandbox", **with_model())
-    assert not [a for a in run.of_type(ACCOUNT) if "-ci-" in a.name]
-    assert not run.of_type("gcp:iam/workloadIdentityPool:WorkloadIdentityPool")
-    assert run.outputs["ciIdentity"] == {}
-
-
-def _deploy_roles() -> list[str]:
-    from infra.gcp.ci_identity import DEPLOY_ROLES
-
-    assert "roles/owner" not in DEPLOY_ROLES
-    assert "roles/editor" not in DEPLOY_ROLES
-    return list(DEPLOY_ROLES)
+    assert found == expected
 
 
 def test_cloud_sql_client_is_narrowed_to_this_instance(stack_run: ProgramRun) -> None:
@@ -299,28 +188,6 @@ def test_cloud_sql_client_is_narrowed_to_this_instance(stack_run: ProgramRun) ->
         f"resource.name == 'projects/{PROJECT}/instances/{instance}' "
         "&& resource.type == 'sqladmin.googleapis.com/Instance'"
     )
-
-
-def test_github_provider_admits_only_this_repository(stack_run: ProgramRun) -> None:
-    if environment_of(stack_run) == "sandbox":
-        return
-    provider = stack_run.one("gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider").inputs
-    assert provider["attributeCondition"] == f"assertion.repository == '{REPOSITORY}'"
-    assert provider["attributeMapping"]["attribute.repository_id"] == "assertion.repository_id"
-    assert provider["oidc"]["issuerUri"] == "https://token.actions.githubusercontent.com"
-    assert provider["attributeMapping"]["google.subject"] == "assertion.sub"
-    pool_id = stack_run.one("gcp:iam/workloadIdentityPool:WorkloadIdentityPool").inputs[
-        "workloadIdentityPoolId"
-    ]
-    assert 4 <= len(pool_id) <= 32
-    assert not pool_id.startswith("gcp-")
-    assert stack_run.outputs["ciIdentity"] == {
-        "workloadIdentityProvider": f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
-        f"{pool_id}/providers/github",
-        "deployServiceAccount": email(stack_run, "-ci-deploy-account").split(":")[1],
-        "previewServiceAccount": email(stack_run, "-ci-preview-account").split(":")[1],
-        "project": PROJECT,
-    }
 
 
 def test_tracking_service_connects_through_cloud_sql_and_knows_its_host(stack_run: ProgramRun) -> None:
@@ -425,15 +292,6 @@ def test_iam_mode_has_no_public_invoker_on_the_api() -> None:
         for t in IAM_TYPES
         for b in run.of_type(t)
         if b.inputs.get("name") != "gcp-prod-tracking"
-    )
-
-
-def test_the_pool_also_pins_the_repository_and_owner_ids_when_given() -> None:
-    run = run_gcp("prod", githubRepositoryId="123456789", githubOwnerId="987654")
-    provider = run.one("gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider").inputs
-    assert provider["attributeCondition"] == (
-        f"assertion.repository == '{REPOSITORY}' && assertion.repository_id == '123456789' "
-        "&& assertion.repository_owner_id == '987654'"
     )
 
 
