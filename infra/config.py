@@ -32,6 +32,16 @@ class Environment(StrEnum):
     SANDBOX = "sandbox"
 
 
+class InterfaceEndpointZones(StrEnum):
+    """AWS only: where the interface VPC endpoints the Express tasks reach ECR, Secrets Manager and CloudWatch
+    Logs through have a network interface (see infra/aws/network.py for why endpoints, and their cost)."""
+
+    ONE_ZONE = (
+        "oneZone"  # one interface per endpoint: half the cost; tasks in the other zone cross zones to it
+    )
+    EVERY_ZONE = "everyZone"  # one per zone and endpoint: a zone outage does not stop tasks in the other zone
+
+
 class ApiAuth(StrEnum):
     """How callers authenticate to the model API."""
 
@@ -61,6 +71,16 @@ ENVIRONMENT_DEFAULTS: Mapping[Environment, EnvironmentDefaults] = {
 }
 
 
+# Idle cost per stack, eu-west-1: 4 interface endpoints x 0.011 USD per zone-hour = 32 USD a month in one
+# zone, 64 in two (https://aws.amazon.com/privatelink/pricing/). dev and sandboxes take the cheaper one.
+AWS_INTERFACE_ENDPOINT_DEFAULTS: Mapping[Environment, InterfaceEndpointZones] = {
+    Environment.DEV: InterfaceEndpointZones.ONE_ZONE,
+    Environment.STAGING: InterfaceEndpointZones.EVERY_ZONE,
+    Environment.PROD: InterfaceEndpointZones.EVERY_ZONE,
+    Environment.SANDBOX: InterfaceEndpointZones.ONE_ZONE,
+}
+
+
 @dataclass(frozen=True)
 class SizeRule:
     """The CPU and memory combinations a cloud's serverless containers accept."""
@@ -81,20 +101,27 @@ SIZE_RULES: Mapping[Cloud, SizeRule] = {
         default_memory_mib=1024,
         explain="Cloud Run takes 1, 2, 4 or 8 CPUs with 512 MiB to 4 GiB per CPU, in 128 MiB steps",
     ),
-    # Fargate (ECS Express Mode) task sizes.
+    # ECS Express Mode runs Fargate tasks, so a size must be a Fargate task size (https://docs.aws.amazon.com/
+    # AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size) that Express Mode also
+    # takes: CPU "powers of 2 between 256 and 4096" units, memory "between 512 and 8192"
+    # MiB (hashicorp/terraform-provider-aws website/docs/r/ecs_express_gateway_service.html.markdown, the docs
+    # pulumi-aws's ecs.ExpressGatewayService is generated from). So 2 vCPU stops at 8192 MiB (Fargate: 16384)
+    # and 4 vCPU takes only 8192 (Fargate: 8192-30720). infra/aws/limits.py checks the same pairs on the
+    # resource itself.
     Cloud.AWS: SizeRule(
         cpus=(0.25, 0.5, 1, 2, 4),
         memory_mib=lambda cpu: {
             0.25: (512, 2048, 512),
             0.5: (1024, 4096, 1024),
             1: (2048, 8192, 1024),
-            2: (4096, 16384, 1024),
-            4: (8192, 30720, 1024),
+            2: (4096, 8192, 1024),
+            4: (8192, 8192, 1024),
         }[cpu],
         default_cpu=0.5,
         default_memory_mib=1024,
-        explain="Fargate takes 0.25 CPU with 512-2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192, "
-        "2 with 4096-16384, 4 with 8192-30720 (in 1024 MiB steps above 0.25)",
+        explain="Fargate takes 0.25 CPU with 512-2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192 (in 1024 "
+        "MiB steps above 0.25), and ECS Express Mode caps memory at 8192 MiB: 2 CPU with 4096-8192, 4 CPU "
+        "with 8192",
     ),
     # Container Apps consumption profile: 0.25 CPU steps, memory fixed at 2 GiB per CPU.
     Cloud.AZURE: SizeRule(
@@ -150,6 +177,7 @@ PROJECT_KEYS: tuple[str, ...] = (
     "modelSource",
     "registryKeepImages",
     "awsOidcProviderArn",
+    "awsInterfaceEndpoints",
     "githubBranch",
     "stateBackend",
     "stateSecretsProvider",
@@ -289,6 +317,7 @@ class StackSettings:
     model: ModelPin | None
     registry_keep_images: int
     aws_oidc_provider_arn: str | None
+    aws_interface_endpoints: InterfaceEndpointZones
 
     @property
     def is_sandbox(self) -> bool:
@@ -480,6 +509,7 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         aws_oidc_provider_arn=check.matching(
             "awsOidcProviderArn", AWS_OIDC_PROVIDER_ARN, "the ARN of the account's GitHub OIDC provider"
         ),
+        aws_interface_endpoints=_interface_endpoints(check, cloud, environment or Environment.DEV),
     )
     if check.problems:
         raise ConfigError(stack, check.problems)
@@ -550,6 +580,20 @@ def _container(
             "lower the minimum or raise the maximum",
         )
     return ContainerSettings(cpu, memory, min_instances, max_instances)
+
+
+def _interface_endpoints(
+    check: _Checker, cloud: Cloud | None, environment: Environment
+) -> InterfaceEndpointZones:
+    default = AWS_INTERFACE_ENDPOINT_DEFAULTS[environment]
+    if check.raw("awsInterfaceEndpoints") is None:
+        return default
+    if cloud not in (None, Cloud.AWS):
+        check.fail(
+            "awsInterfaceEndpoints", f"is set on a {cloud.value} stack", "it applies to AWS only: remove it"
+        )
+        return default
+    return check.choice("awsInterfaceEndpoints", InterfaceEndpointZones, default.value) or default
 
 
 def _model_pin(check: _Checker, cloud: Cloud | None, name: str) -> ModelPin | None:

@@ -56,6 +56,7 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=child,
         )
         cluster = ServiceCluster(f"{name}-ecs", ServiceClusterArgs(settings, account), opts=child)
+        service_dependencies = [cluster.infrastructure_policy, *network.service_dependencies]
         tracking = TrackingServer(
             f"{name}-tracking",
             TrackingServerArgs(
@@ -71,6 +72,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 repository_arns=registry.repository_arns,
                 subnet_ids=network.public_subnet_ids,
                 security_group_id=network.tracking_security_group_id,
+                depends_on=service_dependencies,
             ),
             opts=child,
         )
@@ -90,6 +92,7 @@ class AwsPlatform(pulumi.ComponentResource):
                     repository_arns=registry.repository_arns,
                     subnet_ids=network.public_subnet_ids,
                     security_group_id=network.api_security_group_id,
+                    depends_on=service_dependencies,
                 ),
                 opts=child,
             )

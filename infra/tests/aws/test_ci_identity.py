@@ -6,6 +6,7 @@ from infra.tests.aws.conftest import (
     ACCOUNT_ID,
     REGION,
     REPOSITORY,
+    bucket_name,
     config_for,
     role_policy,
     run_aws,
@@ -112,7 +113,7 @@ def test_preview_role_is_read_only_and_denied_this_stacks_data() -> None:
     assert attachments == {"arn:aws:iam::aws:policy/ReadOnlyAccess"}
     denied = role_policy(run, preview)
     assert {s["Effect"] for s in denied.values()} == {"Deny"}
-    bucket = f"arn:aws:s3:::{run.one('aws:s3/bucket:Bucket').name}-0a1b2c3"
+    bucket = f"arn:aws:s3:::{bucket_name(run)}"
     assert denied["NoArtifactReads"]["Resource"] == [f"{bucket}/mlflow/*"]
     assert denied["NoSecretValues"]["Resource"] == [
         f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:mlops-stack/aws-dev/*"
