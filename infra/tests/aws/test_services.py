@@ -1,6 +1,7 @@
 """The ECS Express services: sizes, scaling, probes, secrets by reference, and each role's permissions."""
 
 import json
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ import pytest
 from mlflow.server.security_utils import is_allowed_host_header, should_block_cors_request
 
 from infra.aws.database import RDS_CA_BUNDLE_PATH
+from infra.images import REPOSITORY_ROOT, TRACKING_DOCKERFILE
 from infra.mlflow_server.command import build_launch
 from infra.mlflow_server.settings import parse_settings
 from infra.tests.aws.conftest import (
@@ -107,6 +109,19 @@ def test_tracking_env_names_the_database_bucket_and_verifies_the_database_certif
     assert env["PGSSLROOTCERT"] == RDS_CA_BUNDLE_PATH
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == run.outputs["artifactRoot"]
     assert run.outputs["trackingUri"] == f"https://{ingress_host(service)}"
+
+
+def test_the_tracking_image_carries_the_ca_bundle_where_infra_points_libpq() -> None:
+    """The join between infra/aws (PGSSLROOTCERT) and the image: the bundle is downloaded at build time, checked
+    by SHA-256, readable by the server's unprivileged user, at exactly that path."""
+    dockerfile = (REPOSITORY_ROOT / TRACKING_DOCKERFILE).read_text().replace("\\\n", " ")
+    (instruction,) = [line.split() for line in dockerfile.splitlines() if line.startswith("ADD ")]
+    flags = {word.split("=", 1)[0]: word.split("=", 1)[1] for word in instruction[1:] if word.startswith("--")}
+    source, destination = [word for word in instruction[1:] if not word.startswith("--")]
+    assert destination == RDS_CA_BUNDLE_PATH
+    assert source == "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", flags["--checksum"])
+    assert flags["--chmod"] == "0444"
 
 
 def _mlflow_security(run: ProgramRun) -> tuple[list[str], list[str]]:
