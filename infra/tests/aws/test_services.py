@@ -112,11 +112,13 @@ def test_tracking_env_names_the_database_bucket_and_verifies_the_database_certif
 
 
 def test_the_tracking_image_carries_the_ca_bundle_where_infra_points_libpq() -> None:
-    """The join between infra/aws (PGSSLROOTCERT) and the image: the bundle is downloaded at build time, checked
-    by SHA-256, readable by the server's unprivileged user, at exactly that path."""
+    """The join between infra/aws (PGSSLROOTCERT) and the image: the bundle is downloaded at build time,
+    checked by SHA-256, readable by the server's unprivileged user, at exactly that path."""
     dockerfile = (REPOSITORY_ROOT / TRACKING_DOCKERFILE).read_text().replace("\\\n", " ")
     (instruction,) = [line.split() for line in dockerfile.splitlines() if line.startswith("ADD ")]
-    flags = {word.split("=", 1)[0]: word.split("=", 1)[1] for word in instruction[1:] if word.startswith("--")}
+    flags = {
+        word.split("=", 1)[0]: word.split("=", 1)[1] for word in instruction[1:] if word.startswith("--")
+    }
     source, destination = [word for word in instruction[1:] if not word.startswith("--")]
     assert destination == RDS_CA_BUNDLE_PATH
     assert source == "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
