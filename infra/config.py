@@ -90,6 +90,8 @@ class SizeRule:
     default_cpu: float
     default_memory_mib: int
     explain: str
+    # Where the sizes are not evenly spaced (Fargate's 0.25 vCPU: 512, 1024 or 2048 MiB): cpu -> the sizes.
+    memory_choices: Callable[[float], frozenset[int]] | None = None
 
 
 SIZE_RULES: Mapping[Cloud, SizeRule] = {
@@ -111,7 +113,7 @@ SIZE_RULES: Mapping[Cloud, SizeRule] = {
     Cloud.AWS: SizeRule(
         cpus=(0.25, 0.5, 1, 2, 4),
         memory_mib=lambda cpu: {
-            0.25: (512, 2048, 512),
+            0.25: (512, 2048, 512),  # of which 512, 1024 and 2048 (memory_choices)
             0.5: (1024, 4096, 1024),
             1: (2048, 8192, 1024),
             2: (4096, 8192, 1024),
@@ -119,9 +121,10 @@ SIZE_RULES: Mapping[Cloud, SizeRule] = {
         }[cpu],
         default_cpu=0.5,
         default_memory_mib=1024,
-        explain="Fargate takes 0.25 CPU with 512-2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192 (in 1024 "
-        "MiB steps above 0.25), and ECS Express Mode caps memory at 8192 MiB: 2 CPU with 4096-8192, 4 CPU "
-        "with 8192",
+        explain="Fargate takes 0.25 CPU with 512, 1024 or 2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192 "
+        "(in 1024 MiB steps above 0.25), and ECS Express Mode caps memory at 8192 MiB: 2 CPU with 4096-8192, "
+        "4 CPU with 8192",
+        memory_choices=lambda cpu: frozenset({512, 1024, 2048}) if cpu == 0.25 else frozenset(),
     ),
     # Container Apps consumption profile: 0.25 CPU steps, memory fixed at 2 GiB per CPU.
     Cloud.AZURE: SizeRule(
@@ -569,7 +572,9 @@ def _container(
         check.fail(f"{prefix}Cpu", f"{cpu:g} CPUs is not a size this cloud offers", rules.explain)
     else:
         low, high, step = rules.memory_mib(cpu)
-        if not (low <= memory <= high and (memory - low) % step == 0):
+        choices = rules.memory_choices(cpu) if rules.memory_choices else frozenset()
+        in_range = low <= memory <= high and (memory - low) % step == 0
+        if not (memory in choices if choices else in_range):
             check.fail(f"{prefix}MemoryMiB", f"{memory} MiB does not fit {cpu:g} CPU", rules.explain)
     min_instances = check.integer(f"{prefix}MinInstances", min_default, 0, 100)
     max_instances = check.integer(f"{prefix}MaxInstances", max(max_default, min_instances, 1), 1, 100)
