@@ -248,7 +248,7 @@ def _public_url(ingress_paths: Sequence[object] | None) -> str:
         access = _field(path, "access_type", "accessType")
         endpoint = _field(path, "endpoint", "endpoint")
         if access == "PUBLIC" and endpoint:
-            return endpoint if endpoint.startswith("https://") else f"https://{endpoint.rstrip('/')}"
+            return f"https://{endpoint.removeprefix('https://').rstrip('/')}"
     return ""
 
 

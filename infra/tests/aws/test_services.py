@@ -10,6 +10,7 @@ import pytest
 from mlflow.server.security_utils import is_allowed_host_header, should_block_cors_request
 
 from infra.aws.database import RDS_CA_BUNDLE_PATH
+from infra.aws.express import _public_url
 from infra.images import REPOSITORY_ROOT, TRACKING_DOCKERFILE
 from infra.mlflow_server.command import build_launch
 from infra.mlflow_server.settings import parse_settings
@@ -299,3 +300,21 @@ def test_every_environment_exports_the_contract_outputs(environment: str) -> Non
     for name in ("trackingUri", "artifactRoot", "registry", "apiUrl", "modelUri", "ciIdentity"):
         assert run.outputs[name], name
     assert run.outputs["trackingUri"].startswith("https://")
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.eu-west-1.on.aws",
+        "https://ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.eu-west-1.on.aws/",
+    ],
+)
+def test_the_public_url_comes_from_the_public_ingress_path_with_or_without_a_scheme(endpoint: str) -> None:
+    """The API documents `endpoint` only as "the endpoint for access to the service": accept a bare host and a
+    URL, and never take a PRIVATE path."""
+    paths = [
+        {"accessType": "PRIVATE", "endpoint": "internal-x.ecs.eu-west-1.on.aws"},
+        {"accessType": "PUBLIC", "endpoint": endpoint},
+    ]
+    assert _public_url(paths) == "https://ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.eu-west-1.on.aws"
+    assert _public_url(paths[:1]) == ""
