@@ -32,6 +32,16 @@ class Environment(StrEnum):
     SANDBOX = "sandbox"
 
 
+class InterfaceEndpointZones(StrEnum):
+    """AWS only: where the interface VPC endpoints the Express tasks reach ECR, Secrets Manager and CloudWatch
+    Logs through have a network interface (see infra/aws/network.py for why endpoints, and their cost)."""
+
+    ONE_ZONE = (
+        "oneZone"  # one interface per endpoint: half the cost; tasks in the other zone cross zones to it
+    )
+    EVERY_ZONE = "everyZone"  # one per zone and endpoint: a zone outage does not stop tasks in the other zone
+
+
 class ApiAuth(StrEnum):
     """How callers authenticate to the model API."""
 
@@ -61,6 +71,16 @@ ENVIRONMENT_DEFAULTS: Mapping[Environment, EnvironmentDefaults] = {
 }
 
 
+# Idle cost per stack, eu-west-1: 4 interface endpoints x 0.011 USD per zone-hour = 32 USD a month in one
+# zone, 64 in two (https://aws.amazon.com/privatelink/pricing/). dev and sandboxes take the cheaper one.
+AWS_INTERFACE_ENDPOINT_DEFAULTS: Mapping[Environment, InterfaceEndpointZones] = {
+    Environment.DEV: InterfaceEndpointZones.ONE_ZONE,
+    Environment.STAGING: InterfaceEndpointZones.EVERY_ZONE,
+    Environment.PROD: InterfaceEndpointZones.EVERY_ZONE,
+    Environment.SANDBOX: InterfaceEndpointZones.ONE_ZONE,
+}
+
+
 @dataclass(frozen=True)
 class SizeRule:
     """The CPU and memory combinations a cloud's serverless containers accept."""
@@ -70,6 +90,8 @@ class SizeRule:
     default_cpu: float
     default_memory_mib: int
     explain: str
+    # Where the sizes are not evenly spaced (Fargate's 0.25 vCPU: 512, 1024 or 2048 MiB): cpu -> the sizes.
+    memory_choices: Callable[[float], frozenset[int]] | None = None
 
 
 SIZE_RULES: Mapping[Cloud, SizeRule] = {
@@ -82,20 +104,28 @@ SIZE_RULES: Mapping[Cloud, SizeRule] = {
         explain="Cloud Run takes 1 CPU with 512-4096 MiB, 2 with 512-8192, 4 with 2048-16384, 8 with "
         "4096-32768, in 128 MiB steps (cloud.google.com/run/docs/configuring/services/memory-limits)",
     ),
-    # Fargate (ECS Express Mode) task sizes.
+    # ECS Express Mode runs Fargate tasks, so a size must be a Fargate task size (https://docs.aws.amazon.com/
+    # AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size) that Express Mode also
+    # takes: CPU "powers of 2 between 256 and 4096" units, memory "between 512 and 8192"
+    # MiB (hashicorp/terraform-provider-aws website/docs/r/ecs_express_gateway_service.html.markdown, the docs
+    # pulumi-aws's ecs.ExpressGatewayService is generated from). So 2 vCPU stops at 8192 MiB (Fargate: 16384)
+    # and 4 vCPU takes only 8192 (Fargate: 8192-30720). infra/aws/limits.py checks the same pairs on the
+    # resource itself.
     Cloud.AWS: SizeRule(
         cpus=(0.25, 0.5, 1, 2, 4),
         memory_mib=lambda cpu: {
-            0.25: (512, 2048, 512),
+            0.25: (512, 2048, 512),  # of which 512, 1024 and 2048 (memory_choices)
             0.5: (1024, 4096, 1024),
             1: (2048, 8192, 1024),
-            2: (4096, 16384, 1024),
-            4: (8192, 30720, 1024),
+            2: (4096, 8192, 1024),
+            4: (8192, 8192, 1024),
         }[cpu],
         default_cpu=0.5,
         default_memory_mib=1024,
-        explain="Fargate takes 0.25 CPU with 512-2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192, "
-        "2 with 4096-16384, 4 with 8192-30720 (in 1024 MiB steps above 0.25)",
+        explain="Fargate takes 0.25 CPU with 512, 1024 or 2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192 "
+        "(in 1024 MiB steps above 0.25), and ECS Express Mode caps memory at 8192 MiB: 2 CPU with 4096-8192, "
+        "4 CPU with 8192",
+        memory_choices=lambda cpu: frozenset({512, 1024, 2048}) if cpu == 0.25 else frozenset(),
     ),
     # Container Apps consumption profile: 0.25 CPU steps, memory fixed at 2 GiB per CPU.
     Cloud.AZURE: SizeRule(
@@ -158,6 +188,7 @@ PROJECT_KEYS: tuple[str, ...] = (
     "modelSource",
     "registryKeepImages",
     "awsOidcProviderArn",
+    "awsInterfaceEndpoints",
     "githubBranch",
     "stateBackend",
     "stateSecretsProvider",
@@ -318,6 +349,7 @@ class StackSettings:
     model: ModelPin | None
     registry_keep_images: int
     aws_oidc_provider_arn: str | None
+    aws_interface_endpoints: InterfaceEndpointZones
 
     @property
     def is_sandbox(self) -> bool:
@@ -516,6 +548,7 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         aws_oidc_provider_arn=check.matching(
             "awsOidcProviderArn", AWS_OIDC_PROVIDER_ARN, "the ARN of the account's GitHub OIDC provider"
         ),
+        aws_interface_endpoints=_interface_endpoints(check, cloud, environment or Environment.DEV),
     )
     if cloud is Cloud.GCP:
         _check_gcp_subjects(check, settings)
@@ -577,7 +610,9 @@ def _container(
         check.fail(f"{prefix}Cpu", f"{cpu:g} CPUs is not a size this cloud offers", rules.explain)
     else:
         low, high, step = rules.memory_mib(cpu)
-        if not (low <= memory <= high and (memory - low) % step == 0):
+        choices = rules.memory_choices(cpu) if rules.memory_choices else frozenset()
+        in_range = low <= memory <= high and (memory - low) % step == 0
+        if not (memory in choices if choices else in_range):
             check.fail(f"{prefix}MemoryMiB", f"{memory} MiB does not fit {cpu:g} CPU", rules.explain)
     min_instances = check.integer(f"{prefix}MinInstances", min_default, 0, 100)
     max_instances = check.integer(f"{prefix}MaxInstances", max(max_default, min_instances, 1), 1, 100)
@@ -588,6 +623,20 @@ def _container(
             "lower the minimum or raise the maximum",
         )
     return ContainerSettings(cpu, memory, min_instances, max_instances)
+
+
+def _interface_endpoints(
+    check: _Checker, cloud: Cloud | None, environment: Environment
+) -> InterfaceEndpointZones:
+    default = AWS_INTERFACE_ENDPOINT_DEFAULTS[environment]
+    if check.raw("awsInterfaceEndpoints") is None:
+        return default
+    if cloud not in (None, Cloud.AWS):
+        check.fail(
+            "awsInterfaceEndpoints", f"is set on a {cloud.value} stack", "it applies to AWS only: remove it"
+        )
+        return default
+    return check.choice("awsInterfaceEndpoints", InterfaceEndpointZones, default.value) or default
 
 
 def _model_pin(check: _Checker, cloud: Cloud | None, name: str) -> ModelPin | None:

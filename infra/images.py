@@ -1,7 +1,22 @@
 """The two container images: built from this repository and pushed by the program, or prebuilt ones named
-in config. Either way services deploy them by digest, so a deploy is exactly what was built."""
+in config. Either way services deploy them by digest, so a deploy is exactly what was built.
+
+Each image has exactly its own inputs. Both build from the repository root (they need pyproject.toml and
+uv.lock), and each Dockerfile has its own ignore file beside it, `<Dockerfile>.dockerignore`, which BuildKit
+reads instead of the root `.dockerignore` (https://docs.docker.com/build/concepts/context/#filename-and-location)
+and which pulumi-docker-build reads to hash the context (pulumi/pulumi-docker-build provider/internal/
+context.go, getIgnorePatterns: "Prefer <Dockerfile>.dockerignore if it's present"; hashBuildContext hashes the
+Dockerfile's content and every file the ignore file lets in, with its relative path and mode).
+
+The provider rebuilds and pushes whenever that hash changes, and ECR tags are immutable
+(ImageTagAlreadyExistsException for an existing tag with a new digest). So the tag is derived from the same
+inputs (`context_digest`): whenever the provider would rebuild an image, its tag is new; a change to one
+image's files changes neither the other image's context nor its tag.
+"""
 
 import hashlib
+import os
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +70,9 @@ def _build(
     login: RegistryLogin,
     parent: pulumi.Resource,
 ) -> pulumi.Output[str]:
-    # A tag per source version: registries with immutable tags (ECR) accept every new build, and the
-    # same sources keep the same tag, so an unchanged image is neither rebuilt nor pushed again.
-    version = source_digest(REPOSITORY_ROOT / dockerfile)[:12]
+    # A tag per build context: registries with immutable tags (ECR) accept every new build, and the same
+    # context keeps the same tag, so an unchanged image is neither rebuilt nor pushed again.
+    version = context_digest(REPOSITORY_ROOT / dockerfile)[:12]
     tag = pulumi.Output.concat(login.repository_prefix, f"/{image_name}:{settings.stack}-{version}")
     image = docker_build.Image(
         resource_name,
@@ -76,8 +91,144 @@ def _build(
     return image.ref
 
 
+def ignore_file(dockerfile: Path) -> Path:
+    """The Dockerfile's own ignore file, `<Dockerfile>.dockerignore` beside it."""
+    return dockerfile.with_name(f"{dockerfile.name}.dockerignore")
+
+
+@dataclass(frozen=True)
+class IgnorePattern:
+    """One line of a .dockerignore file, compiled as moby's patternmatcher compiles it (what BuildKit and
+    pulumi-docker-build use, through tonistiigi/fsutil): `*` and `?` stop at `/`, `**` crosses it, `[...]`
+    is a class, a leading `!` re-includes; the pattern is cleaned and anchored at the context root."""
+
+    regex: re.Pattern[str]
+    exclusion: bool
+    # The pattern's leading path components that hold no wildcard ("" for none), or None when even the first
+    # component has one; what a walk needs to know whether the pattern could match below a directory.
+    literal_directories: str | None
+
+    @classmethod
+    def parse(cls, line: str) -> "IgnorePattern":
+        exclusion = line.startswith("!")
+        pattern = _clean(line[1:].strip() if exclusion else line)
+        expression = ""
+        index = 0
+        while index < len(pattern):
+            char = pattern[index]
+            if pattern.startswith("**", index):
+                index += 2
+                if pattern.startswith("/", index):
+                    index += 1
+                expression += ".*" if index >= len(pattern) else "(.*/)?"
+                continue
+            if char == "*":
+                expression += "[^/]*"
+            elif char == "?":
+                expression += "[^/]"
+            elif char == "\\" and index + 1 < len(pattern):
+                index += 1
+                expression += re.escape(pattern[index])
+            elif char in ".+()|{}$^":
+                expression += re.escape(char)
+            else:
+                expression += char
+            index += 1
+        literal: list[str] = []
+        for part in pattern.split("/"):
+            if any(char in part for char in "*?[\\"):
+                break
+            literal.append(part)
+        wildcard_first = bool(pattern) and not literal and pattern != "."
+        return cls(re.compile(f"^{expression}$"), exclusion, None if wildcard_first else "/".join(literal))
+
+    def matches(self, path: str) -> bool:
+        """The path itself or one of its parent directories matches (moby's MatchesOrParentMatches)."""
+        parts = path.split("/")
+        return any(self.regex.match("/".join(parts[: end + 1])) for end in range(len(parts)))
+
+
+def _clean(pattern: str) -> str:
+    """Go's filepath.Clean for the relative, slash-separated patterns an ignore file holds."""
+    parts: list[str] = []
+    for part in pattern.strip("/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == ".." and parts and parts[-1] != "..":
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts) or "."
+
+
+def read_ignore_file(path: Path) -> list[IgnorePattern]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [IgnorePattern.parse(line) for line in lines if line and not line.startswith("#")]
+
+
+def is_ignored(relative: str, patterns: list[IgnorePattern]) -> bool:
+    """Whether a context-relative path stays out of the context: the last pattern that matches decides."""
+    ignored = False
+    for pattern in patterns:
+        if pattern.matches(relative):
+            ignored = not pattern.exclusion
+    return ignored
+
+
+def context_files(dockerfile: Path, context: Path = REPOSITORY_ROOT) -> list[Path]:
+    """Every file of `context` that the Dockerfile's own ignore file lets into its build context, sorted.
+
+    Like fsutil, the walk skips an ignored directory unless a `!` pattern could re-include something under
+    it, so a large ignored tree (.venv, node_modules) costs nothing.
+    """
+    patterns = read_ignore_file(ignore_file(dockerfile))
+    found: list[Path] = []
+    for directory, subdirectories, files in os.walk(context):
+        base = Path(directory)
+        relative = base.relative_to(context).as_posix()
+        subdirectories[:] = [
+            name
+            for name in subdirectories
+            if not is_ignored(_join(relative, name), patterns)
+            or _may_reinclude(_join(relative, name), patterns)
+        ]
+        found.extend(base / name for name in files if not is_ignored(_join(relative, name), patterns))
+    return sorted(found)
+
+
+def _join(directory: str, name: str) -> str:
+    return name if directory == "." else f"{directory}/{name}"
+
+
+def _may_reinclude(directory: str, patterns: list[IgnorePattern]) -> bool:
+    """Whether a `!` pattern could match something inside `directory` (conservative: a pattern whose
+    leading directories are not literal could match anywhere)."""
+    for pattern in patterns:
+        if not pattern.exclusion:
+            continue
+        literal = pattern.literal_directories
+        if not literal:  # wildcards from the first component on: could match anywhere
+            return True
+        if literal == directory or literal.startswith(f"{directory}/") or directory.startswith(f"{literal}/"):
+            return True
+    return False
+
+
+def context_digest(dockerfile: Path, context: Path = REPOSITORY_ROOT) -> str:
+    """SHA-256 over what pulumi-docker-build hashes to decide a rebuild: the Dockerfile's content and each
+    context file's relative path, mode and content (a symlink's target), so the tag changes whenever the
+    provider would build a new image."""
+    digest = hashlib.sha256(dockerfile.read_bytes())
+    for path in context_files(dockerfile, context):
+        digest.update(path.relative_to(context).as_posix().encode())
+        digest.update(oct(path.lstat().st_mode).encode())
+        digest.update(str(path.readlink()).encode() if path.is_symlink() else path.read_bytes())
+    return digest.hexdigest()
+
+
 def copied_sources(dockerfile: Path, context: Path = REPOSITORY_ROOT) -> list[Path]:
-    """The build-context paths a Dockerfile's COPY/ADD instructions take (not those `--from` a stage)."""
+    """The build-context paths a Dockerfile's COPY/ADD instructions take (not those `--from` a stage, nor
+    URLs that ADD downloads)."""
     sources: list[Path] = []
     for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
@@ -86,18 +237,6 @@ def copied_sources(dockerfile: Path, context: Path = REPOSITORY_ROOT) -> list[Pa
         if any(word.startswith("--from") for word in words[1:]):
             continue
         paths = [word for word in words[1:] if not word.startswith("--")]
-        sources.extend(context / path for path in paths[:-1])  # the last path is the destination
+        # The last path is the destination.
+        sources.extend(context / path for path in paths[:-1] if "://" not in path)
     return sources
-
-
-def source_digest(dockerfile: Path, context: Path = REPOSITORY_ROOT) -> str:
-    """SHA-256 over the Dockerfile and every file it copies from the context (tests and caches excluded,
-    as .dockerignore excludes them)."""
-    digest = hashlib.sha256(dockerfile.read_bytes())
-    for source in copied_sources(dockerfile, context):
-        for path in sorted(source.rglob("*")) if source.is_dir() else [source]:
-            relative = path.relative_to(context)
-            if path.is_file() and "__pycache__" not in relative.parts and "tests" not in relative.parts:
-                digest.update(str(relative).encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import MockMonitor
 
 ComputedOutputs = Callable[[MockResourceArgs], Mapping[str, Any]]
 CallResults = Callable[[MockCallArgs], Mapping[str, Any]]
@@ -21,13 +22,18 @@ CallResults = Callable[[MockCallArgs], Mapping[str, Any]]
 
 @dataclass
 class Registered:
-    """One resource the program registered: its type token, logical name, inputs and options."""
+    """One resource the program registered: its type token, logical name, inputs and options, the outputs the
+    mocks gave it, its URN, and the URNs it depends on (explicit `depends_on` and those whose outputs its
+    inputs use: the order in which Pulumi creates, and in reverse destroys, them)."""
 
     type: str
     name: str
     inputs: dict[str, Any]
     provider: str | None = None
     custom: bool = True
+    outputs: dict[str, Any] = field(default_factory=dict)
+    urn: str = ""
+    dependencies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +55,10 @@ class ProgramRun:
             raise AssertionError(f"expected one {type_token} ending {name_suffix!r}, found {names}")
         return found[0]
 
+    def by_urn(self, urn: str) -> Registered:
+        (found,) = [r for r in self.resources if r.urn == urn]
+        return found
+
     def named(self, name: str) -> Registered:
         found = [r for r in self.resources if r.name == name]
         if len(found) != 1:
@@ -63,16 +73,35 @@ class RecordingMocks(Mocks):
         self.call_results = calls
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        self.run.resources.append(
-            Registered(args.typ, args.name, dict(args.inputs), args.provider, bool(args.custom))
-        )
         outputs = {**args.inputs, **_random_outputs(args), **self.outputs_for(args)}
+        self.run.resources.append(
+            Registered(args.typ, args.name, dict(args.inputs), args.provider, bool(args.custom), outputs)
+        )
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.run.calls.append((args.token, dict(args.args)))
         # The second element is the list of check failures: empty, never None (the mock monitor iterates it).
         return dict(self.call_results(args)), []
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also recording each resource's URN and dependencies (which `Mocks` never sees)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.run = mocks.run
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            # Found by type and name, not position: registrations may run on several threads.
+            (registered,) = [
+                r for r in self.run.resources if (r.type, r.name, r.urn) == (request.type, request.name, "")
+            ]
+            registered.urn = response.urn
+            registered.dependencies = list(request.dependencies)
+        return response
 
 
 def _random_outputs(args: MockResourceArgs) -> dict[str, Any]:
@@ -94,8 +123,9 @@ def run_program(
     from infra.platform import builder_for, export_outputs
 
     run = ProgramRun()
+    mocks = RecordingMocks(run, outputs_for, calls)
     pulumi.runtime.set_mocks(
-        RecordingMocks(run, outputs_for, calls), project=project, stack=stack, preview=False
+        mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
     )
     pulumi.runtime.set_all_config(dict(config))
     exported: dict[str, Any] = {}

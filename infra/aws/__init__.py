@@ -63,6 +63,7 @@ class AwsPlatform(pulumi.ComponentResource):
             else create_boundary(f"{name}-workload-boundary", settings, sandbox=False, parent=self).arn
         )
         cluster = ServiceCluster(f"{name}-ecs", ServiceClusterArgs(settings, account, boundary), opts=child)
+        service_dependencies = [cluster.infrastructure_policy, *network.service_dependencies]
         tracking = TrackingServer(
             f"{name}-tracking",
             TrackingServerArgs(
@@ -79,6 +80,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 repository_arns=registry.repository_arns,
                 subnet_ids=network.public_subnet_ids,
                 security_group_id=network.tracking_security_group_id,
+                depends_on=service_dependencies,
             ),
             opts=child,
         )
@@ -99,6 +101,7 @@ class AwsPlatform(pulumi.ComponentResource):
                     repository_arns=registry.repository_arns,
                     subnet_ids=network.public_subnet_ids,
                     security_group_id=network.api_security_group_id,
+                    depends_on=service_dependencies,
                 ),
                 opts=child,
             )

@@ -1,5 +1,6 @@
 """The model API on ECS Express Mode, deployed only once a model version is pinned in config."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -26,6 +27,7 @@ class ModelApiArgs:
     repository_arns: list[pulumi.Output[str]]
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Input[str]
+    depends_on: Sequence[pulumi.Resource]
 
 
 class ModelApi(pulumi.ComponentResource):
@@ -63,6 +65,7 @@ class ModelApi(pulumi.ComponentResource):
                 repository_arns=args.repository_arns,
                 subnet_ids=args.subnet_ids,
                 security_group_id=args.security_group_id,
+                depends_on=args.depends_on,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -27,6 +27,9 @@ class ServiceClusterArgs:
 class ServiceCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     infrastructure_role_arn: pulumi.Output[str]
+    # The role's policy must outlive the services: Express Mode uses it to delete their load balancer, target
+    # groups and scaling policies, so services depend on it (else destroy leaves them in DRAINING).
+    infrastructure_policy: aws_iam.RolePolicyAttachment
 
     def __init__(
         self, name: str, args: ServiceClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -45,11 +48,16 @@ class ServiceCluster(pulumi.ComponentResource):
             name_prefix=short_name(args.settings.stack, "infra", max_length=32) + "-",
             path=workload_role_path(args.settings),
             description=f"ECS Express Mode manages the load balancer and scaling of {args.settings.stack}",
-            assume_role_policy=iam.service_trust("ecs.amazonaws.com", args.account.id),
+            # No aws:SourceAccount condition: AWS's trust policy for this role has none
+            # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/infrastructure_IAM_role.html, and
+            # the Express getting-started guide), nothing documents that ECS sends the key when it assumes
+            # the role, and a condition on an absent key denies. ECS can only be handed this role by a
+            # principal of this account with iam:PassRole on it (PassRole does not cross accounts).
+            assume_role_policy=iam.service_trust("ecs.amazonaws.com", source_account=None),
             permissions_boundary=args.permissions_boundary_arn,
             opts=child,
         )
-        aws_iam.RolePolicyAttachment(
+        self.infrastructure_policy = aws_iam.RolePolicyAttachment(
             f"{name}-infrastructure-policy",
             role=role.name,
             policy_arn=args.account.managed_policy(EXPRESS_INFRASTRUCTURE_POLICY),

@@ -3,6 +3,15 @@
 `databaseTier=serverless` (the dev and sandbox default): Aurora Serverless v2 with a minimum of 0 ACU, so an
 idle database pauses and costs only its storage. `databaseTier=db.<class>`: a single RDS PostgreSQL instance
 of that class (Aurora's smallest class is larger than the classes people pick for a small tracking server).
+
+Identifiers are explicit (`<stack>-mlflow`, at most 63 characters): Pulumi's auto-name (logical name, a dash
+and 7 random characters) would exceed RDS's 63 for a sandbox with a long id, and Pulumi refuses a name that
+does not fit (pulumi/pulumi sdk/go/common/resource/resource_id.go, NewUniqueName). A change that replaces the
+database then fails on the taken name instead of creating a second database first, which is what a database
+should do.
+
+TLS: the tracking server connects with sslmode=verify-full against the RDS CA bundle baked into its image at
+`RDS_CA_BUNDLE_PATH` (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html).
 """
 
 from dataclasses import dataclass
@@ -15,6 +24,8 @@ from infra.config import StackSettings
 from infra.naming import short_name
 
 SERVERLESS_TIER = "serverless"
+# Where infra/mlflow_server/Dockerfile puts the RDS global CA bundle (a test holds the two together).
+RDS_CA_BUNDLE_PATH = "/opt/rds-ca/global-bundle.pem"
 DATABASE_NAME = "mlflow"
 DATABASE_USER = "mlflow"
 # 0 ACU needs Aurora PostgreSQL 13.15, 14.12, 15.7, 16.3 or later.
@@ -63,6 +74,7 @@ class Database(pulumi.ComponentResource):
         if self.is_serverless:
             cluster = rds.Cluster(
                 f"{name}-cluster",
+                cluster_identifier=short_name(settings.stack, "mlflow", max_length=63),
                 engine="aurora-postgresql",
                 engine_mode="provisioned",
                 engine_version=AURORA_ENGINE_VERSION,
@@ -79,6 +91,7 @@ class Database(pulumi.ComponentResource):
             )
             rds.ClusterInstance(
                 f"{name}-writer",
+                identifier=short_name(settings.stack, "mlflow-writer", max_length=63),
                 cluster_identifier=cluster.id,
                 instance_class="db.serverless",
                 engine=cluster.engine,
@@ -91,6 +104,7 @@ class Database(pulumi.ComponentResource):
         else:
             instance = rds.Instance(
                 f"{name}-instance",
+                identifier=short_name(settings.stack, "mlflow", max_length=63),
                 engine="postgres",
                 engine_version=POSTGRES_ENGINE_VERSION,
                 instance_class=settings.database_tier,

@@ -6,13 +6,29 @@ Each service gets:
 - a task role (used by the code in the container) with exactly the statements the caller passes;
 - its secrets in Secrets Manager, referenced from the container by ARN.
 
-Express Mode puts an HTTPS Application Load Balancer in front of the tasks and gives the service a URL under
-`*.ecs.<region>.on.aws`, which starts with the service name. The name is ours (with a random suffix, since ECS
-keeps names of deleted services for a while), so the host the service will be reached at is known, as a
-pattern, before AWS creates it.
+Express Mode puts an HTTPS Application Load Balancer in front of the tasks and gives the service an endpoint
+`<two letters>-<32 hex digits>.ecs.<region>.on.aws`. The 32 hex digits are a random UUID4 (public
+deployments show `ni-adada88b582b4d3ea6b21602d2c1abf7` for a service `niriksh-api`, `ca-4f7c4875...` and
+`ca-f68d8ab0...` for services `web` and `mcp`: every one has the UUID4 version nibble `4` and variant
+`8-b`), and the two letters are not reliably the service name's. The AWS API documents the field only as "the
+endpoint for access to the service" (botocore ecs service-2.json, IngressPathSummary). So the host is known
+only after AWS creates the service, and is not derivable from anything we choose: `express_host_pattern`
+gives the one documented-shape pattern a container can be told in advance.
 
 Scaling: Express Mode scales on a target-tracking metric and needs at least one task behind the load balancer
 (there is no request-driven start from zero as on Cloud Run), so a configured minimum of 0 runs one task.
+The provider ignores a change to `scaling_target` alone on update (terraform-provider-aws
+internal/service/ecs/express_gateway_service.go, Update: `fwflex.WithIgnoredField("scaling_target")` in the
+diff that decides whether UpdateExpressGatewayService is called); when anything else changes, the request
+carries the planned scaling target. So the scaling settings are also written into a container variable
+(`SCALING_VARIABLE`): changing them changes the container, and the update that follows sends them. A
+replacement instead would give the service a new endpoint.
+
+Destroy order: Express Mode deletes a service's load balancer, target groups and scaling policies with the
+infrastructure role and drains its tasks with the execution role. The provider docs say the service must
+depend on its roles' policies (else "the policy may be destroyed too soon and the ECS service will then get
+stuck in the DRAINING state": pulumi-aws ecs.ExpressGatewayService), so it depends on every policy of its
+roles, the infrastructure role's attachment, its secrets' values, and the network it runs in.
 """
 
 from collections.abc import Sequence
@@ -34,28 +50,31 @@ from infra.workloads import ContainerEnvironment
 ECS_CPU_UNITS_PER_VCPU = 1024
 SCALING_METRIC = "AVERAGE_CPU"
 SCALING_TARGET_PERCENT = 60
-
-
-@dataclass(frozen=True)
-class ServiceName:
-    """The service's name and the Host header pattern its Express URL will match."""
-
-    name: pulumi.Output[str]
-    host_pattern: pulumi.Output[str]
+# The container variable that carries the scaling settings, so that changing them updates the service (see the
+# module docstring). Neither image reads it.
+SCALING_VARIABLE = "MLOPS_STACK_SCALING"
 
 
 def reserve_service_name(
     name: str, settings: StackSettings, purpose: str, parent: pulumi.Resource
-) -> ServiceName:
+) -> pulumi.Output[str]:
+    """`<stack>-<purpose>-<6 random>`: ECS keeps the names of deleted services for a while, so a recreated
+    stack must not reuse one."""
     suffix = random.RandomString(
         f"{name}-suffix", length=6, special=False, upper=False, opts=pulumi.ResourceOptions(parent=parent)
     ).result
-    base = short_name(settings.stack, purpose, max_length=40)
-    service_name = pulumi.Output.concat(base, "-", suffix)
-    return ServiceName(
-        name=service_name,
-        host_pattern=pulumi.Output.concat(service_name, f"*.ecs.{settings.region}.on.aws"),
-    )
+    return pulumi.Output.concat(short_name(settings.stack, purpose, max_length=40), "-", suffix)
+
+
+def express_host_pattern(region: str) -> str:
+    """The Host header pattern every Express endpoint of `region` matches (see the module docstring).
+
+    It admits every Express service in the region, of any account. That keeps the point of MLflow's host check
+    (DNS rebinding): only AWS's DNS answers for `*.ecs.<region>.on.aws`, each name with its own load balancer,
+    and the load balancer forwards to our tasks only requests whose Host is our endpoint (Express routes by
+    host-header listener rules) over TLS with a certificate for that name.
+    """
+    return f"*.ecs.{region}.on.aws"
 
 
 @dataclass(frozen=True)
@@ -63,7 +82,7 @@ class ExpressServiceArgs:
     settings: StackSettings
     account: Account
     purpose: str  # "tracking" or "api": names, log group, secrets
-    service_name: ServiceName
+    service_name: pulumi.Input[str]
     image: pulumi.Input[str]
     container: ContainerSettings
     port: int
@@ -76,6 +95,9 @@ class ExpressServiceArgs:
     repository_arns: Sequence[pulumi.Input[str]]
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
+    # What the service needs for its whole life besides what is made here: the infrastructure role's policy
+    # attachment, route-table associations, VPC endpoints and egress rules (see the module docstring).
+    depends_on: Sequence[pulumi.Resource]
 
 
 class ExpressService(pulumi.ComponentResource):
@@ -97,7 +119,7 @@ class ExpressService(pulumi.ComponentResource):
         )
         secrets = store_secrets(f"{name}-secret", settings, args.environment.secrets, self)
 
-        execution_role = self._role(
+        execution_role, execution_policy = self._role(
             name,
             "execution",
             args,
@@ -128,11 +150,25 @@ class ExpressService(pulumi.ComponentResource):
                 ),
             ],
         )
-        task_role = self._role(name, "task", args, "Runtime permissions of", list(args.task_statements))
+        task_role, task_policy = self._role(
+            name, "task", args, "Runtime permissions of", list(args.task_statements)
+        )
+        policies = [policy for policy in (execution_policy, task_policy) if policy is not None]
+        min_tasks, max_tasks = max(1, args.container.min_instances), args.container.max_instances
+        scaling = ecs.ExpressGatewayServiceScalingTargetArgs(
+            auto_scaling_metric=SCALING_METRIC,
+            auto_scaling_target_value=SCALING_TARGET_PERCENT,
+            min_task_count=min_tasks,
+            max_task_count=max_tasks,
+        )
+        plain = {
+            **args.environment.plain,
+            SCALING_VARIABLE: f"{SCALING_METRIC}:{SCALING_TARGET_PERCENT}:{min_tasks}-{max_tasks}",
+        }
 
         service = ecs.ExpressGatewayService(
             f"{name}-service",
-            service_name=args.service_name.name,
+            service_name=args.service_name,
             cluster=args.cluster_name,
             execution_role_arn=execution_role.arn,
             infrastructure_role_arn=args.infrastructure_role_arn,
@@ -150,7 +186,7 @@ class ExpressService(pulumi.ComponentResource):
                 container_port=args.port,
                 environments=[
                     ecs.ExpressGatewayServicePrimaryContainerEnvironmentArgs(name=key, value=value)
-                    for key, value in sorted(args.environment.plain.items())
+                    for key, value in sorted(plain.items())
                 ],
                 secrets=[
                     ecs.ExpressGatewayServicePrimaryContainerSecretArgs(name=s.variable, value_from=s.arn)
@@ -162,16 +198,12 @@ class ExpressService(pulumi.ComponentResource):
                     )
                 ],
             ),
-            scaling_targets=[
-                ecs.ExpressGatewayServiceScalingTargetArgs(
-                    auto_scaling_metric=SCALING_METRIC,
-                    auto_scaling_target_value=SCALING_TARGET_PERCENT,
-                    min_task_count=max(1, args.container.min_instances),
-                    max_task_count=args.container.max_instances,
-                )
-            ],
+            scaling_targets=[scaling],
             wait_for_steady_state=True,
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*policies, *(secret.version for secret in secrets), *args.depends_on],
+            ),
         )
         self.url = service.ingress_paths.apply(_public_url)
         self.task_role_arn = task_role.arn
@@ -185,7 +217,7 @@ class ExpressService(pulumi.ComponentResource):
         args: ExpressServiceArgs,
         description: str,
         statements: list[iam.Statement],
-    ) -> aws_iam.Role:
+    ) -> tuple[aws_iam.Role, aws_iam.RolePolicy | None]:
         """A role ECS tasks assume, with one inline policy (none when it needs no permissions)."""
         settings = args.settings
         role = aws_iam.Role(
@@ -193,18 +225,23 @@ class ExpressService(pulumi.ComponentResource):
             name_prefix=short_name(settings.stack, args.purpose, kind, max_length=37) + "-",
             path=workload_role_path(settings),
             description=f"{description} {args.purpose} of {settings.stack}",
+            # ECS documents aws:SourceAccount (and aws:SourceArn) on the task role's trust
+            # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html).
             assume_role_policy=iam.service_trust("ecs-tasks.amazonaws.com", args.account.id),
             permissions_boundary=args.permissions_boundary_arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        if statements:
+        policy = (
             aws_iam.RolePolicy(
                 f"{name}-{kind}-policy",
                 role=role.id,
                 policy=iam.document(*statements),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        return role
+            if statements
+            else None
+        )
+        return role, policy
 
 
 def _public_url(ingress_paths: Sequence[object] | None) -> str:
@@ -213,7 +250,7 @@ def _public_url(ingress_paths: Sequence[object] | None) -> str:
         access = _field(path, "access_type", "accessType")
         endpoint = _field(path, "endpoint", "endpoint")
         if access == "PUBLIC" and endpoint:
-            return endpoint if endpoint.startswith("https://") else f"https://{endpoint.rstrip('/')}"
+            return f"https://{endpoint.removeprefix('https://').rstrip('/')}"
     return ""
 
 

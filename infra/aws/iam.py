@@ -55,17 +55,22 @@ def document(*statements: Statement) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def service_trust(service: str, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
-    """Trust policy for an AWS service principal, limited to this account (confused-deputy protection)."""
-    return document(
-        {
-            "Sid": "AssumedByService",
-            "Effect": "Allow",
-            "Principal": {"Service": service},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-        }
-    )
+def service_trust(service: str, source_account: pulumi.Input[str] | None) -> pulumi.Output[str]:
+    """Trust policy for an AWS service principal; with `source_account`, only when the service acts for this
+    account (confused-deputy protection, for services that document `aws:SourceAccount` on their requests).
+
+    A `StringEquals` on a key the service does not send never matches, and the service could not assume the
+    role at all, so callers pass None for a service whose docs show no such condition.
+    """
+    statement: Statement = {
+        "Sid": "AssumedByService",
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if source_account is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return document(statement)
 
 
 def github_oidc_trust(provider_arn: pulumi.Input[str], subject: pulumi.Input[str]) -> pulumi.Output[str]:

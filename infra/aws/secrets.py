@@ -15,10 +15,12 @@ from infra.config import StackSettings
 
 @dataclass(frozen=True)
 class SecretReference:
-    """An environment variable and the ARN of the secret holding its value."""
+    """An environment variable, the ARN of the secret holding its value, and the version that stores it (a
+    service must depend on it: a task cannot start on a secret without a value)."""
 
     variable: str
     arn: pulumi.Output[str]
+    version: secretsmanager.SecretVersion
 
 
 def store_secrets(
@@ -38,12 +40,12 @@ def store_secrets(
             recovery_window_in_days=0 if settings.is_sandbox else 7,
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        secretsmanager.SecretVersion(
+        version = secretsmanager.SecretVersion(
             f"{name}-{slug}-value",
             secret_id=secret.id,
             # Values come from StackSecrets (RandomPassword results): secret outputs, kept secret in state.
             secret_string=value,
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        references.append(SecretReference(variable=variable, arn=secret.arn))
+        references.append(SecretReference(variable=variable, arn=secret.arn, version=version))
     return references

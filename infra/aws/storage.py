@@ -13,6 +13,7 @@ from pulumi_aws import kms, s3
 
 from infra.aws import iam
 from infra.config import StackSettings
+from infra.naming import short_name
 
 ARTIFACT_PREFIX = "mlflow"
 NONCURRENT_VERSION_DAYS = 30
@@ -49,7 +50,14 @@ class ArtifactStore(pulumi.ComponentResource):
             deletion_window_in_days=7 if settings.is_sandbox else 30,
             opts=data,
         )
-        bucket = s3.Bucket(f"{name}-bucket", force_destroy=settings.is_sandbox, opts=data)
+        bucket = s3.Bucket(
+            f"{name}-bucket",
+            # A prefix (S3 appends 26 characters; at most 37 of our own): Pulumi's auto-name would add 8 to
+            # the logical name and exceed S3's 63 for a sandbox with a long id.
+            bucket_prefix=short_name(settings.stack, "artifacts", max_length=36) + "-",
+            force_destroy=settings.is_sandbox,
+            opts=data,
+        )
         access_block = s3.BucketPublicAccessBlock(
             f"{name}-public-access",
             bucket=bucket.id,
@@ -139,7 +147,11 @@ class ArtifactStore(pulumi.ComponentResource):
         object_actions = ["s3:GetObject", "s3:GetObjectVersion"]
         key_actions = ["kms:Decrypt"]
         if write:
-            object_actions += ["s3:PutObject", "s3:DeleteObject"]
+            # AbortMultipartUpload: the server starts multipart uploads for large artifacts and aborts the
+            # ones a client gives up on (MLflow's S3 artifact repository, abort_multipart_upload); PutObject
+            # covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload
+            # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions).
+            object_actions += ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
             key_actions += ["kms:GenerateDataKey"]
         return [
             iam.allow(

@@ -1,12 +1,13 @@
 """The MLflow tracking server on ECS Express Mode: artifacts proxied to the bucket, metadata in PostgreSQL."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
 from infra.aws.account import Account
-from infra.aws.database import DATABASE_NAME, DATABASE_USER
-from infra.aws.express import ExpressService, ExpressServiceArgs, reserve_service_name
+from infra.aws.database import DATABASE_NAME, DATABASE_USER, RDS_CA_BUNDLE_PATH
+from infra.aws.express import ExpressService, ExpressServiceArgs, express_host_pattern, reserve_service_name
 from infra.aws.storage import ArtifactStore
 from infra.config import StackSettings
 from infra.generated_secrets import StackSecrets
@@ -28,6 +29,7 @@ class TrackingServerArgs:
     repository_arns: list[pulumi.Output[str]]
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Input[str]
+    depends_on: Sequence[pulumi.Resource]
 
 
 class TrackingServer(pulumi.ComponentResource):
@@ -39,10 +41,12 @@ class TrackingServer(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops-stack:aws:TrackingServer", name, None, opts)
         settings = args.settings
-        service_name = reserve_service_name(f"{name}-name", settings, "mlflow", self)
         extra: dict[str, pulumi.Input[str]] = {
             "PORT": str(TRACKING_PORT),
             "AWS_DEFAULT_REGION": settings.region,
+            # libpq's own variable: with sslmode=verify-full it checks the server's certificate against the
+            # RDS CA bundle the image carries (infra/mlflow_server/Dockerfile) and the host name against it.
+            "PGSSLROOTCERT": RDS_CA_BUNDLE_PATH,
         }
         if args.serverless_database:
             # A pooled idle connection keeps Aurora Serverless v2 from pausing at 0 ACU: open one per request.
@@ -54,9 +58,10 @@ class TrackingServer(pulumi.ComponentResource):
             database_name=DATABASE_NAME,
             database_user=DATABASE_USER,
             artifacts_destination=args.store.artifact_root,
-            # The Express URL is assigned by AWS but starts with our service name. ALB health checks send the
-            # task's IP as Host, which MLflow accepts on /health only (health endpoints skip the host check).
-            allowed_hosts=service_name.host_pattern,
+            # AWS assigns the endpoint when it creates the service (see infra/aws/express.py). ALB health
+            # checks send the task's IP as Host, which MLflow accepts on /health only (exempt from the check).
+            allowed_hosts=express_host_pattern(settings.region),
+            database_sslmode="verify-full",
             extra=extra,
         )
         service = ExpressService(
@@ -65,7 +70,7 @@ class TrackingServer(pulumi.ComponentResource):
                 settings=settings,
                 account=args.account,
                 purpose="tracking",
-                service_name=service_name,
+                service_name=reserve_service_name(f"{name}-name", settings, "mlflow", self),
                 image=args.image,
                 container=settings.tracking,
                 port=TRACKING_PORT,
@@ -78,6 +83,7 @@ class TrackingServer(pulumi.ComponentResource):
                 repository_arns=args.repository_arns,
                 subnet_ids=args.subnet_ids,
                 security_group_id=args.security_group_id,
+                depends_on=args.depends_on,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,40 +1,165 @@
-"""Image tags follow the sources each Dockerfile copies."""
+"""Each image's build context holds exactly its own inputs, and its tag follows that context.
 
+With immutable ECR tags, an image whose context changed must get a new tag (pulumi-docker-build rebuilds and
+pushes it; ECR refuses a new digest under an existing tag), and an image whose context did not change must
+keep its tag. These tests change files in a copy of the repository's build inputs and watch both contexts and
+tags.
+"""
+
+import shutil
 from pathlib import Path
 
+import docker.utils.build
 import pytest
 
-from infra.images import API_DOCKERFILE, REPOSITORY_ROOT, TRACKING_DOCKERFILE, copied_sources, source_digest
+from infra.images import (
+    API_DOCKERFILE,
+    REPOSITORY_ROOT,
+    TRACKING_DOCKERFILE,
+    IgnorePattern,
+    context_digest,
+    context_files,
+    copied_sources,
+    ignore_file,
+    is_ignored,
+)
+
+DOCKERFILES = (TRACKING_DOCKERFILE, API_DOCKERFILE)
 
 
-@pytest.mark.parametrize("dockerfile", [TRACKING_DOCKERFILE, API_DOCKERFILE])
-def test_every_copied_source_exists_and_is_let_into_the_context(dockerfile: str):
-    sources = copied_sources(REPOSITORY_ROOT / dockerfile)
+def _relative(paths: list[Path], root: Path) -> list[str]:
+    return [path.relative_to(root).as_posix() for path in paths]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_every_copied_source_is_in_the_images_own_context(dockerfile: str) -> None:
+    path = REPOSITORY_ROOT / dockerfile
+    assert ignore_file(path).is_file(), f"{dockerfile} has no ignore file of its own"
+    in_context = set(_relative(context_files(path), REPOSITORY_ROOT))
+    sources = copied_sources(path)
     assert REPOSITORY_ROOT / "uv.lock" in sources
     for source in sources:
         assert source.exists(), f"{dockerfile} copies {source}, which does not exist"
-    ignore = (REPOSITORY_ROOT / ".dockerignore").read_text().splitlines()
-    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
-    for source in sources:
-        relative = str(source.relative_to(REPOSITORY_ROOT))
-        assert any(relative == a or relative.startswith(f"{a}/") for a in allowed), (
-            f".dockerignore drops {relative}"
+        files = (
+            [source]
+            if source.is_file()
+            else [p for p in source.rglob("*.py") if "__pycache__" not in p.parts]
         )
+        for file in files:
+            relative = file.relative_to(REPOSITORY_ROOT).as_posix()
+            if "/tests/" not in f"/{relative}":
+                assert relative in in_context, f"{ignore_file(path).name} keeps {relative} out of the context"
 
 
-def test_the_digest_changes_with_copied_code_but_not_with_tests(tmp_path: Path):
-    (tmp_path / "app" / "tests").mkdir(parents=True)
-    dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text(
-        "FROM python:3.11-slim\nCOPY --from=builder /x /x\nCOPY lock.txt \\\n  app/ /srv/\n"
-    )
-    (tmp_path / "lock.txt").write_text("a==1\n")
-    (tmp_path / "app" / "main.py").write_text("print(1)\n")
-    (tmp_path / "app" / "tests" / "test_main.py").write_text("assert True\n")
-    assert copied_sources(dockerfile, tmp_path) == [tmp_path / "lock.txt", tmp_path / "app"]
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_our_reading_of_the_ignore_file_agrees_with_docker_py(dockerfile: str) -> None:
+    """docker-py implements the same .dockerignore rules independently (a port of moby's matcher); it also
+    always adds the root .dockerignore, as the classic builder did (BuildKit does not)."""
+    patterns = [
+        line.strip()
+        for line in ignore_file(REPOSITORY_ROOT / dockerfile).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    theirs = {
+        path
+        for path in docker.utils.build.exclude_paths(str(REPOSITORY_ROOT), patterns, dockerfile=dockerfile)
+        if (REPOSITORY_ROOT / path).is_file() and path != ".dockerignore"
+    }
+    assert set(_relative(context_files(REPOSITORY_ROOT / dockerfile), REPOSITORY_ROOT)) == theirs
 
-    first = source_digest(dockerfile, tmp_path)
-    (tmp_path / "app" / "tests" / "test_main.py").write_text("assert 1\n")
-    assert source_digest(dockerfile, tmp_path) == first
-    (tmp_path / "app" / "main.py").write_text("print(2)\n")
-    assert source_digest(dockerfile, tmp_path) != first
+
+def test_the_two_contexts_share_only_the_lock_files() -> None:
+    tracking, api = (set(_relative(context_files(REPOSITORY_ROOT / d), REPOSITORY_ROOT)) for d in DOCKERFILES)
+    assert tracking & api == {"pyproject.toml", "uv.lock"}
+    assert not any(path.startswith("service/") for path in tracking)
+    assert not any(path.startswith("infra/") for path in api)
+    assert not any("/tests/" in path or "__pycache__" in path for path in tracking | api)
+
+
+@pytest.fixture
+def build_inputs(tmp_path: Path) -> Path:
+    """A copy of what the two images are built from: both Dockerfiles with their ignore files, the lock files,
+    the service and the tracking server's package, plus files that belong to neither."""
+    for relative in ("pyproject.toml", "uv.lock", ".dockerignore", "README.md", "infra/__init__.py"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPOSITORY_ROOT / relative, tmp_path / relative)
+    for directory in ("service", "infra/mlflow_server"):
+        shutil.copytree(
+            REPOSITORY_ROOT / directory, tmp_path / directory, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    (tmp_path / "service" / "tests").mkdir(exist_ok=True)
+    (tmp_path / "service" / "tests" / "test_new.py").write_text("assert True\n")
+    (tmp_path / "infra" / "aws").mkdir()
+    (tmp_path / "infra" / "aws" / "network.py").write_text("VPC = 1\n")
+    return tmp_path
+
+
+def _state(root: Path) -> dict[str, tuple[list[str], str]]:
+    """Per Dockerfile: its context's files and the tag version derived from it."""
+    return {
+        dockerfile: (
+            _relative(context_files(root / dockerfile, root), root),
+            context_digest(root / dockerfile, root),
+        )
+        for dockerfile in DOCKERFILES
+    }
+
+
+def _touch(root: Path, relative: str) -> None:
+    path = root / relative
+    path.write_text(path.read_text() + "\n# changed\n")
+
+
+@pytest.mark.parametrize(
+    ("changed", "rebuilt"),
+    [
+        ("service/app.py", {API_DOCKERFILE}),
+        ("service/Dockerfile", {API_DOCKERFILE}),
+        ("infra/mlflow_server/command.py", {TRACKING_DOCKERFILE}),
+        ("infra/mlflow_server/Dockerfile", {TRACKING_DOCKERFILE}),
+        ("uv.lock", {API_DOCKERFILE, TRACKING_DOCKERFILE}),  # both install from it
+        ("service/tests/test_new.py", set()),
+        ("infra/aws/network.py", set()),
+        ("README.md", set()),
+    ],
+)
+def test_a_change_retags_exactly_the_images_whose_context_it_changes(
+    build_inputs: Path, changed: str, rebuilt: set[str]
+) -> None:
+    before = _state(build_inputs)
+    _touch(build_inputs, changed)
+    after = _state(build_inputs)
+    for dockerfile in DOCKERFILES:
+        files_before, tag_before = before[dockerfile]
+        files_after, tag_after = after[dockerfile]
+        assert files_after == files_before  # an edit adds or removes no file
+        assert (tag_after != tag_before) is (dockerfile in rebuilt), f"{changed} and {dockerfile}'s tag"
+
+
+def test_a_new_file_or_a_mode_change_in_an_image_retags_it_alone(build_inputs: Path) -> None:
+    """pulumi-docker-build hashes relative paths and modes too (hashBuildContext)."""
+    before = _state(build_inputs)
+    (build_inputs / "service" / "extra.py").write_text("X = 1\n")
+    (build_inputs / "infra" / "mlflow_server" / "entrypoint.py").chmod(0o755)
+    after = _state(build_inputs)
+    assert "service/extra.py" in after[API_DOCKERFILE][0]
+    assert after[API_DOCKERFILE][1] != before[API_DOCKERFILE][1]
+    assert after[TRACKING_DOCKERFILE][1] != before[TRACKING_DOCKERFILE][1]
+    assert after[TRACKING_DOCKERFILE][0] == before[TRACKING_DOCKERFILE][0]
+
+
+@pytest.mark.parametrize(
+    ("patterns", "path", "ignored"),
+    [
+        (["*"], "service/app.py", True),  # a parent directory matches
+        (["*", "!service"], "service/app.py", False),
+        (["*", "!service", "service/tests"], "service/tests/test_x.py", True),
+        (["**/__pycache__"], "service/routes/__pycache__/x.pyc", True),
+        (["*.py"], "service/app.py", False),  # `*` stops at `/`
+        (["**/*.py"], "service/app.py", True),
+        (["service/?pp.py"], "service/app.py", True),
+        (["/service/../uv.lock"], "uv.lock", True),  # cleaned and anchored at the root
+    ],
+)
+def test_ignore_patterns_follow_the_dockerignore_rules(patterns: list[str], path: str, ignored: bool) -> None:
+    assert is_ignored(path, [IgnorePattern.parse(p) for p in patterns]) is ignored

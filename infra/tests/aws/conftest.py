@@ -1,10 +1,23 @@
 """Hooks for running the AWS program under Pulumi mocks: config per environment, the outputs AWS would
 compute (ARNs, bucket names, endpoints, the Express service's URL) and the data-source invokes (caller
-identity, partition, availability zones, ECR's authorization token)."""
+identity, partition, availability zones, ECR's authorization token).
+
+The computed values have the shapes AWS gives them, not shapes derived from our inputs:
+- an Express endpoint is `<two letters>-<UUID4 as 32 hex digits>.ecs.<region>.on.aws`, and the letters are
+  not the service name's (public deployments: `ca-4f7c4875...` for a service `web`); the mock picks letters
+  that differ from the name's first two, so code that assumed the name in the host fails here too;
+- a bucket made from `bucket_prefix` is the prefix and 26 more characters (terraform-provider-aws
+  `id.PrefixedUniqueId`: a UTC timestamp and a counter);
+- the S3 gateway endpoint's prefix list id is `pl-` and 8 hex digits.
+"""
 
 import functools
 import json
+import random
+import re
 import secrets
+import string
+import uuid
 from typing import Any
 
 import pytest
@@ -32,6 +45,24 @@ def with_model(environment: str, **overrides: str) -> dict[str, str]:
     return config_for(environment, modelVersion="1", modelSource=MODEL_SOURCE, **overrides)
 
 
+# The 26 characters AWS appends to a bucket_prefix (a UTC timestamp and a counter).
+BUCKET_SUFFIX = "20261201180000000000000001"
+# What AWS documents or shows for an Express endpoint host (see infra/aws/express.py).
+EXPRESS_ENDPOINT = re.compile(
+    r"[a-z]{2}-[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}\.ecs\.[a-z0-9-]+\.on\.aws"
+)
+
+
+def express_endpoint(service_name: str) -> str:
+    """A host the way Express Mode assigns one: random letters (never the name's) and a random UUID4."""
+    # Seeded by the name: the same service gets the same host in every run (not a secret, hence S311).
+    rng = random.Random(service_name)  # noqa: S311
+    letters = "".join(rng.choice(string.ascii_lowercase) for _ in range(2))
+    while letters == service_name[:2].lower():
+        letters = "".join(rng.choice(string.ascii_lowercase) for _ in range(2))
+    return f"{letters}-{uuid.UUID(int=rng.getrandbits(128), version=4).hex}.ecs.{REGION}.on.aws"
+
+
 def arn_of(args: MockResourceArgs) -> str:
     service = args.typ.split(":")[1].split("/")[0]
     return f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{args.name}"
@@ -40,12 +71,15 @@ def arn_of(args: MockResourceArgs) -> str:
 def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
     """What AWS computes: ARNs for everything, and the few names, URLs and endpoints the program reads."""
     inputs = args.inputs
+    if args.typ == "random:index/randomString:RandomString":
+        # As long as asked for (the harness's stand-in would make names longer than they will be).
+        return {"result": "k3x9q2vz7wm4"[: int(inputs["length"])]}
     if not args.typ.startswith(("aws:", "docker-build:")):
         return {}
     outputs: dict[str, Any] = {"arn": arn_of(args)}
     if args.typ == "aws:s3/bucket:Bucket":
-        outputs["bucket"] = f"{args.name}-0a1b2c3"
-        outputs["arn"] = f"arn:aws:s3:::{args.name}-0a1b2c3"
+        outputs["bucket"] = f"{inputs['bucketPrefix']}{BUCKET_SUFFIX}"
+        outputs["arn"] = f"arn:aws:s3:::{outputs['bucket']}"
     elif args.typ == "aws:ecr/repository:Repository":
         outputs["repositoryUrl"] = f"{REGISTRY_HOST}/{inputs['name']}"
     elif args.typ == "aws:iam/role:Role":
@@ -56,14 +90,17 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
     elif args.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
     elif args.typ == "aws:rds/cluster:Cluster":
-        outputs["endpoint"] = f"{args.name}.cluster-abc.{REGION}.rds.amazonaws.com"
+        outputs["endpoint"] = f"{inputs['clusterIdentifier']}.cluster-c9akciq32.{REGION}.rds.amazonaws.com"
     elif args.typ == "aws:rds/instance:Instance":
-        outputs["address"] = f"{args.name}.abc.{REGION}.rds.amazonaws.com"
+        outputs["address"] = f"{inputs['identifier']}.c9akciq32.{REGION}.rds.amazonaws.com"
     elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
         outputs["name"] = args.name
     elif args.typ == "aws:ecs/expressGatewayService:ExpressGatewayService":
-        endpoint = f"{inputs['serviceName']}.ecs.{REGION}.on.aws"
-        outputs["ingressPaths"] = [{"accessType": "PUBLIC", "endpoint": endpoint}]
+        outputs["ingressPaths"] = [
+            {"accessType": "PUBLIC", "endpoint": express_endpoint(inputs["serviceName"])}
+        ]
+    elif args.typ == "aws:ec2/vpcEndpoint:VpcEndpoint" and inputs.get("vpcEndpointType") == "Gateway":
+        outputs["prefixListId"] = "pl-6da54004"
     elif args.typ == "aws:secretsmanager/secret:Secret":
         outputs["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{inputs['namePrefix']}AbCdEf"
     elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
@@ -128,6 +165,11 @@ def role_policy(run: ProgramRun, role: Registered) -> dict[str, dict[str, Any]]:
     found = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == f"{role.name}-id"]
     assert len(found) == 1, f"expected one inline policy on {role.name}, found {len(found)}"
     return statements(found[0])
+
+
+def bucket_name(run: ProgramRun) -> str:
+    """The artifact bucket's name as the mocks computed it."""
+    return f"{run.one('aws:s3/bucket:Bucket').inputs['bucketPrefix']}{BUCKET_SUFFIX}"
 
 
 def express_service(run: ProgramRun, purpose: str) -> Registered:

@@ -1,6 +1,10 @@
-"""PostgreSQL: private, reachable from the tracking server only, protected in prod, free while paused."""
+"""PostgreSQL: private, reachable from the tracking server only, protected in prod, free while paused. The
+tasks' network: out only to AWS through VPC endpoints."""
 
-from infra.tests.aws.conftest import config_for, express_service, run_aws
+import pytest
+
+from infra.tests.aws.conftest import REGION, config_for, express_service, run_aws, with_model
+from testing.pulumi_program import ProgramRun
 
 CLUSTER = "aws:rds/cluster:Cluster"
 INSTANCE = "aws:rds/instance:Instance"
@@ -84,12 +88,72 @@ def test_only_the_tracking_security_group_reaches_postgres(environment: str) -> 
     assert tracking["securityGroups"] == [tracking_sg]
 
 
-def test_no_nat_gateway_tasks_use_public_subnets_and_s3_uses_the_free_gateway(environment: str) -> None:
+ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+
+
+def _public_subnets(run: ProgramRun) -> set[str]:
+    return {f"{s.name}-id" for s in run.of_type("aws:ec2/subnet:Subnet") if "-public-" in s.name}
+
+
+@pytest.mark.parametrize(("environment", "zones"), [("dev", 1), ("sandbox", 1), ("prod", 2)])
+def test_tasks_reach_ecr_secrets_and_logs_through_interface_endpoints(environment: str, zones: int) -> None:
+    """Express tasks get no public IP (the API has no assignPublicIp): without these endpoints they cannot
+    pull their image, read their secrets or write logs, and never start."""
     run = run_aws(environment)
     assert run.of_type("aws:ec2/natGateway:NatGateway") == []
     assert run.of_type("aws:ec2/eip:Eip") == []
-    (endpoint,) = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
-    assert endpoint.inputs["vpcEndpointType"] == "Gateway"
-    assert endpoint.inputs["serviceName"] == "com.amazonaws.eu-west-1.s3"
-    public = {f"{s.name}-id" for s in run.of_type("aws:ec2/subnet:Subnet") if "-public-" in s.name}
-    assert set(express_service(run, "tracking").inputs["networkConfigurations"][0]["subnets"]) == public
+    interface = {
+        e.inputs["serviceName"]: e.inputs
+        for e in run.of_type(ENDPOINT)
+        if e.inputs["vpcEndpointType"] == "Interface"
+    }
+    assert set(interface) == {
+        f"com.amazonaws.{REGION}.{service}" for service in ("ecr.api", "ecr.dkr", "secretsmanager", "logs")
+    }
+    endpoint_group = f"{run.one(SG, '-endpoints-sg').name}-id"
+    for endpoint in interface.values():
+        assert endpoint["privateDnsEnabled"] is True  # the SDKs' usual host names resolve to the endpoint
+        assert endpoint["securityGroupIds"] == [endpoint_group]
+        assert len(endpoint["subnetIds"]) == zones
+        assert set(endpoint["subnetIds"]) <= _public_subnets(run)
+    (gateway,) = [e.inputs for e in run.of_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Gateway"]
+    assert gateway["serviceName"] == f"com.amazonaws.{REGION}.s3"
+    assert gateway["routeTableIds"] == [
+        f"{run.one('aws:ec2/routeTable:RouteTable', '-public-routes').name}-id"
+    ]
+
+
+def test_one_zone_or_every_zone_is_a_config_choice() -> None:
+    run = run_aws("dev", config_for("dev", awsInterfaceEndpoints="everyZone"))
+    assert {len(e.inputs["subnetIds"]) for e in run.of_type(ENDPOINT) if "subnetIds" in e.inputs} == {2}
+
+
+@pytest.mark.parametrize("purpose", ["tracking", "api"])
+def test_tasks_may_open_https_only_to_the_endpoints_and_s3(purpose: str) -> None:
+    run = run_aws("dev", with_model("dev"))
+    group = f"{run.one(SG, f'-{purpose}-sg').name}-id"
+    endpoint_group = f"{run.one(SG, '-endpoints-sg').name}-id"
+    out = [r.inputs for r in run.of_type(EGRESS) if r.inputs["securityGroupId"] == group]
+    https = [r for r in out if r["fromPort"] == 443]
+    assert {r.get("referencedSecurityGroupId") or r.get("prefixListId") for r in https} == {
+        endpoint_group,
+        "pl-6da54004",  # the S3 gateway endpoint's prefix list, as AWS computes it
+    }
+    assert all(r["toPort"] == 443 and r["ipProtocol"] == "tcp" for r in https)
+    assert not any("cidrIpv4" in r or "cidrIpv6" in r for r in out), "no rule opens the internet"
+    assert {r["fromPort"] for r in out} == ({443, 5432} if purpose == "tracking" else {443})
+    (into_endpoints,) = [
+        r.inputs
+        for r in run.of_type(INGRESS)
+        if r.inputs["securityGroupId"] == endpoint_group and r.inputs["referencedSecurityGroupId"] == group
+    ]
+    assert (into_endpoints["fromPort"], into_endpoints["toPort"]) == (443, 443)
+    network = express_service(run, purpose).inputs["networkConfigurations"]
+    # One list for the load balancer and the tasks: public subnets, so the load balancer faces the internet;
+    # at least two (terraform-provider-aws docs for aws_ecs_express_gateway_service).
+    assert set(network[0]["subnets"]) == _public_subnets(run)
+    assert len(network[0]["subnets"]) >= 2
+    assert network[0]["securityGroups"] == [group]

@@ -1,13 +1,24 @@
 """The ECS Express services: sizes, scaling, probes, secrets by reference, and each role's permissions."""
 
 import json
+import re
+import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.server.security_utils import is_allowed_host_header, should_block_cors_request
 
+from infra.aws.database import RDS_CA_BUNDLE_PATH
+from infra.aws.express import _public_url
+from infra.images import REPOSITORY_ROOT, TRACKING_DOCKERFILE
+from infra.mlflow_server.command import build_launch
+from infra.mlflow_server.settings import parse_settings
 from infra.tests.aws.conftest import (
     ACCOUNT_ID,
+    EXPRESS_ENDPOINT,
     REGION,
+    bucket_name,
     config_for,
     express_service,
     role_policy,
@@ -34,6 +45,12 @@ def plain_env(service: Registered) -> dict[str, str]:
     return {e["name"]: e["value"] for e in service.inputs["primaryContainer"]["environments"]}
 
 
+def ingress_host(service: Registered) -> str:
+    """The public endpoint AWS assigned the service (the mocks give it the real shape)."""
+    (path,) = [p for p in service.outputs["ingressPaths"] if p["accessType"] == "PUBLIC"]
+    return str(path["endpoint"])
+
+
 def secret_refs(service: Registered) -> dict[str, str]:
     return {s["name"]: s["valueFrom"] for s in service.inputs["primaryContainer"].get("secrets", [])}
 
@@ -56,7 +73,7 @@ def test_pinning_a_model_adds_the_api_serving_it(environment: str) -> None:
     assert "@sha256:" in env["IMAGE"]
     assert api.inputs["healthCheckPath"] == "/readyz"
     assert api.inputs["primaryContainer"]["containerPort"] == 8000
-    assert run.outputs["apiUrl"] == f"https://{api.inputs['serviceName']}.ecs.{REGION}.on.aws"
+    assert run.outputs["apiUrl"] == f"https://{ingress_host(api)}"
     assert set(secret_refs(api)) == {"API_KEY"}
 
 
@@ -80,19 +97,70 @@ def test_sizes_and_scaling_come_from_config() -> None:
     assert api["scalingTargets"][0]["maxTaskCount"] == 5
 
 
-def test_tracking_env_names_the_database_bucket_and_expected_host(environment: str) -> None:
+def test_tracking_env_names_the_database_bucket_and_verifies_the_database_certificate(
+    environment: str,
+) -> None:
     run = run_aws(environment)
     service = express_service(run, "tracking")
     env = plain_env(service)
     assert env["MLFLOW_DB_HOST"].endswith(".rds.amazonaws.com")
-    assert (env["MLFLOW_DB_NAME"], env["MLFLOW_DB_USER"], env["MLFLOW_DB_SSLMODE"]) == (
-        "mlflow",
-        "mlflow",
-        "require",
-    )
+    assert (env["MLFLOW_DB_NAME"], env["MLFLOW_DB_USER"]) == ("mlflow", "mlflow")
+    # verify-full: the RDS certificate must chain to the CA bundle the image carries and name the host.
+    assert env["MLFLOW_DB_SSLMODE"] == "verify-full"
+    assert env["PGSSLROOTCERT"] == RDS_CA_BUNDLE_PATH
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == run.outputs["artifactRoot"]
-    assert env["MLFLOW_ALLOWED_HOSTS"] == f"{service.inputs['serviceName']}*.ecs.{REGION}.on.aws"
-    assert run.outputs["trackingUri"] == f"https://{service.inputs['serviceName']}.ecs.{REGION}.on.aws"
+    assert run.outputs["trackingUri"] == f"https://{ingress_host(service)}"
+
+
+def test_the_tracking_image_carries_the_ca_bundle_where_infra_points_libpq() -> None:
+    """The join between infra/aws (PGSSLROOTCERT) and the image: the bundle is downloaded at build time,
+    checked by SHA-256, readable by the server's unprivileged user, at exactly that path."""
+    dockerfile = (REPOSITORY_ROOT / TRACKING_DOCKERFILE).read_text().replace("\\\n", " ")
+    (instruction,) = [line.split() for line in dockerfile.splitlines() if line.startswith("ADD ")]
+    flags = {
+        word.split("=", 1)[0]: word.split("=", 1)[1] for word in instruction[1:] if word.startswith("--")
+    }
+    source, destination = [word for word in instruction[1:] if not word.startswith("--")]
+    assert destination == RDS_CA_BUNDLE_PATH
+    assert source == "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", flags["--checksum"])
+    assert flags["--chmod"] == "0444"
+
+
+def _mlflow_security(run: ProgramRun) -> tuple[list[str], list[str]]:
+    """The Host patterns and CORS origins the real entrypoint gives `mlflow server` for the mocked tracking
+    service's environment (secrets replaced by generated values): what MLflow's middleware will enforce."""
+    service = express_service(run, "tracking")
+    environ = {**plain_env(service), **{name: secrets.token_urlsafe(24) for name in secret_refs(service)}}
+    argv = build_launch(parse_settings(environ), Path("/tmp/auth.ini"), environ, "python").argv
+    hosts = argv[argv.index("--allowed-hosts") + 1].split(",")
+    origins = argv[argv.index("--cors-allowed-origins") + 1].split(",")
+    return hosts, origins
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        None,  # the one the mock assigned this stack's service (random letters, never the name's)
+        # Real Express endpoints from public deployments, moved to our region: services `niriksh-api`, `web`.
+        f"ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.{REGION}.on.aws",
+        f"ca-4f7c487503aa47609a79a96746866bb8.ecs.{REGION}.on.aws",
+    ],
+)
+def test_mlflow_accepts_requests_and_ui_writes_on_a_real_express_endpoint(endpoint: str | None) -> None:
+    """MLflow's own host check and cross-origin check (mlflow.server.security_utils), configured as the
+    entrypoint configures them from what infra sends, must pass the host AWS assigns: a request that fails the
+    host check gets 403, and the UI's own POSTs carry `Origin: https://<host>`."""
+    run = run_aws("dev")
+    host = endpoint or ingress_host(express_service(run, "tracking"))
+    assert EXPRESS_ENDPOINT.fullmatch(host)
+    hosts, origins = _mlflow_security(run)
+    assert is_allowed_host_header(hosts, host)
+    assert not should_block_cors_request(f"https://{host}", "POST", origins)
+    # Still a check: another domain, or an Express endpoint of another region, is refused.
+    for foreign in ("attacker.example", "ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.us-east-1.on.aws"):
+        assert not is_allowed_host_header(hosts, foreign)
+        assert should_block_cors_request(f"https://{foreign}", "POST", origins)
 
 
 def test_secrets_are_referenced_from_secrets_manager_never_plain(environment: str) -> None:
@@ -151,7 +219,7 @@ def test_execution_role_reads_only_its_own_secrets_images_and_logs(purpose: str)
 
 def test_task_roles_tracking_reads_and_writes_artifacts_api_only_reads() -> None:
     run = run_aws("dev", with_model("dev"))
-    bucket_arn = f"arn:aws:s3:::{run.one('aws:s3/bucket:Bucket').name}-0a1b2c3"
+    bucket_arn = f"arn:aws:s3:::{bucket_name(run)}"
     key_arn = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:{run.one('aws:kms/key:Key').name}"
     tracking = role_policy(run, role_for(run, express_service(run, "tracking").inputs["taskRoleArn"]))
     api = role_policy(run, role_for(run, express_service(run, "api").inputs["taskRoleArn"]))
@@ -165,22 +233,29 @@ def test_task_roles_tracking_reads_and_writes_artifacts_api_only_reads() -> None
         "s3:GetObjectVersion",
         "s3:PutObject",
         "s3:DeleteObject",
+        "s3:AbortMultipartUpload",  # MLflow's multipart uploads (large artifacts) abort through the server
     }
     assert set(tracking["ArtifactKey"]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
     assert set(api["Artifacts"]["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
     assert api["ArtifactKey"]["Action"] == ["kms:Decrypt"]
 
 
-def test_every_service_role_is_assumed_only_by_ecs_of_this_account() -> None:
+def test_every_service_role_is_assumed_only_by_ecs_and_task_roles_only_for_this_account() -> None:
     run = run_aws("dev", with_model("dev"))
     service_roles = [r for r in run.of_type(ROLE) if "/workloads/" in r.inputs["path"]]
     assert len(service_roles) == 5  # infrastructure + (execution, task) x 2
+    infrastructure = run.one(ROLE, "-ecs-infrastructure")
     for role in service_roles:
         (trust,) = statements(role, "assumeRolePolicy").values()
-        assert trust["Principal"]["Service"] in ("ecs-tasks.amazonaws.com", "ecs.amazonaws.com")
         assert trust["Action"] == "sts:AssumeRole"
-        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
-    infrastructure = run.one(ROLE, "-ecs-infrastructure")
+        if role is infrastructure:
+            # AWS's documented trust for the infrastructure role has no condition; nothing documents that ECS
+            # sends aws:SourceAccount when it assumes it, and a condition on an absent key would deny.
+            assert trust["Principal"]["Service"] == "ecs.amazonaws.com"
+            assert "Condition" not in trust
+        else:
+            assert trust["Principal"]["Service"] == "ecs-tasks.amazonaws.com"
+            assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
     (attachment,) = [
         a.inputs
         for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
@@ -226,3 +301,21 @@ def test_every_environment_exports_the_contract_outputs(environment: str) -> Non
         assert run.outputs[name], name
     assert bool(run.outputs["ciIdentity"]) == (environment != "sandbox")  # sandboxes make no CI role
     assert run.outputs["trackingUri"].startswith("https://")
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.eu-west-1.on.aws",
+        "https://ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.eu-west-1.on.aws/",
+    ],
+)
+def test_the_public_url_comes_from_the_public_ingress_path_with_or_without_a_scheme(endpoint: str) -> None:
+    """The API documents `endpoint` only as "the endpoint for access to the service": accept a bare host and a
+    URL, and never take a PRIVATE path."""
+    paths = [
+        {"accessType": "PRIVATE", "endpoint": "internal-x.ecs.eu-west-1.on.aws"},
+        {"accessType": "PUBLIC", "endpoint": endpoint},
+    ]
+    assert _public_url(paths) == "https://ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.eu-west-1.on.aws"
+    assert _public_url(paths[:1]) == ""

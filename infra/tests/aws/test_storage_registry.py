@@ -2,7 +2,7 @@
 
 import json
 
-from infra.tests.aws.conftest import ACCOUNT_ID, REGION, run_aws, statements
+from infra.tests.aws.conftest import ACCOUNT_ID, REGION, bucket_name, run_aws, statements
 
 BUCKET = "aws:s3/bucket:Bucket"
 SECRET_MARKER = "4dabf18193072939515e22adb298388d"  # Pulumi's signature key of a secret value
@@ -38,7 +38,7 @@ def test_bucket_is_versioned_and_encrypted_with_its_own_rotating_key(environment
 
 def test_bucket_policy_denies_every_request_without_tls(environment: str) -> None:
     run = run_aws(environment)
-    bucket_arn = f"arn:aws:s3:::{run.one(BUCKET).name}-0a1b2c3"
+    bucket_arn = f"arn:aws:s3:::{bucket_name(run)}"
     (statement,) = statements(run.one("aws:s3/bucketPolicy:BucketPolicy")).values()
     assert statement["Effect"] == "Deny"
     assert statement["Principal"] == "*"
@@ -65,7 +65,7 @@ def test_only_sandboxes_can_lose_their_data_in_one_destroy(environment: str) -> 
 
 def test_artifact_root_is_the_mlflow_prefix_of_the_bucket() -> None:
     run = run_aws("dev")
-    assert run.outputs["artifactRoot"] == f"s3://{run.one(BUCKET).name}-0a1b2c3/mlflow"
+    assert run.outputs["artifactRoot"] == f"s3://{bucket_name(run)}/mlflow"
 
 
 def test_repositories_are_immutable_scanned_and_pruned(environment: str) -> None:
