@@ -97,15 +97,23 @@ SIZE_RULES: Mapping[Cloud, SizeRule] = {
         explain="Fargate takes 0.25 CPU with 512-2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192, "
         "2 with 4096-16384, 4 with 8192-30720 (in 1024 MiB steps above 0.25)",
     ),
-    # Container Apps consumption profile: 0.25 CPU steps, memory fixed at 2 GiB per CPU.
+    # Container Apps, Consumption profile: 0.25 to 4 CPUs in 0.25 steps, memory fixed at 2 GiB per CPU
+    # (infra/azure/limits.py `CONSUMPTION_SIZES`; a test holds the CPU list to it).
     Cloud.AZURE: SizeRule(
-        cpus=(0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4),
-        memory_mib=lambda cpu: (int(cpu * 2048), int(cpu * 2048), 1),
+        cpus=tuple(quarter / 4 for quarter in range(1, 17)),
+        memory_mib=lambda cpu: (_consumption_memory(cpu), _consumption_memory(cpu), 1),
         default_cpu=0.5,
         default_memory_mib=1024,
-        explain="Container Apps (consumption) takes 0.25 to 4 CPUs with exactly 2048 MiB per CPU",
+        explain="Container Apps (Consumption) takes 0.25 to 4 CPUs in 0.25 steps with exactly 2048 MiB per "
+        "CPU (learn.microsoft.com/azure/container-apps/containers#allocations)",
     ),
 }
+
+
+def _consumption_memory(cpu: float) -> int:
+    from infra.azure.limits import CONSUMPTION_SIZES
+
+    return int(CONSUMPTION_SIZES[cpu] * 1024)
 
 
 def _cloud_run_memory(cpu: int) -> tuple[int, int]:

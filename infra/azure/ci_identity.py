@@ -195,7 +195,11 @@ class CiIdentity(pulumi.ComponentResource):
         self, name: str, subject: str, group: pulumi.Input[str], args: CiIdentityArgs
     ) -> managedidentity.UserAssignedIdentity:
         identity = managedidentity.UserAssignedIdentity(
-            name, resource_group_name=group, tags=args.tags, opts=pulumi.ResourceOptions(parent=self)
+            name,
+            resource_name_=name,
+            resource_group_name=group,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         managedidentity.FederatedIdentityCredential(
             f"{name}-github",

@@ -202,3 +202,32 @@ def test_images_are_pushed_with_an_exchanged_token_not_a_registry_key() -> None:
         }
         assert image.inputs["tags"][0].startswith(f"{login_server}/")
     assert result.run.outputs["registry"] == login_server
+
+
+def test_sandboxes_sharing_the_group_never_share_a_name() -> None:
+    """Every resource a sandbox makes directly in the dev stack's group for sandboxes is named after the
+    sandbox's stack, so two sandboxes (and their destroys) never touch each other's resources."""
+    from infra.tests.azure.conftest import EXPLICIT_NAMES
+
+    def group_level_names(stack: str) -> dict[str, set[str]]:
+        run = run_azure(config_for("sandbox"), stack).run
+        names: dict[str, set[str]] = {}
+        for resource in run.resources:
+            field = EXPLICIT_NAMES.get(resource.type)
+            if field and "resourceGroupName" in resource.inputs and resource.type not in NESTED:
+                names.setdefault(resource.type, set()).add(resource.inputs[field])
+        return names
+
+    alice, bob = group_level_names("azure-sandbox-alice"), group_level_names("azure-sandbox-bob")
+    assert set(alice) == set(bob)
+    assert len(alice) >= 9
+    for resource_type in alice:
+        assert alice[resource_type].isdisjoint(bob[resource_type]), resource_type
+
+
+# Named within a parent that is itself the sandbox's (a subnet in its VNet, a container in its account).
+NESTED = {
+    "azure-native:network:Subnet",
+    "azure-native:privatedns:VirtualNetworkLink",
+    "azure-native:storage:BlobContainer",
+}
