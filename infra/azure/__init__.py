@@ -86,7 +86,6 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         f"{name}-ci",
         CiIdentityArgs(
             settings=settings,
-            resource_group_name=group.name,
             resource_group_id=group.id,
             subscription_id=client.subscription_id,
             tenant_id=client.tenant_id,

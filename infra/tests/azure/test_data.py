@@ -158,5 +158,6 @@ def test_every_taggable_resource_carries_the_stack_labels(azure_run: AzureRun) -
     groups = azure_run.run.of_type("azure-native:resources:ResourceGroup")
     if environment_of(azure_run) is Environment.SANDBOX:
         assert groups == []  # a sandbox deploys into the dev stack's group for sandboxes
-    else:
-        assert [g.inputs["resourceGroupName"] for g in groups] == [f"mlops-stack-{s}"]
+    else:  # the stack's resources, and its CI identities apart
+        names = [g.inputs["resourceGroupName"] for g in groups]
+        assert names == [f"mlops-stack-{s}", f"mlops-stack-{s}-ci"]
