@@ -581,3 +581,19 @@ def test_the_fake_arm_catches_a_body_in_the_sdk_s_python_names(blobs: BlobServic
         "storageAccount.allow_blob_public_access",
         "storageAccount.enable_https_traffic_only",
     ]
+
+
+def test_azure_state_group_bootstrap_makes_by_default_is_the_one_stacks_grant_ci_access_in() -> None:
+    """The stacks build the state container's and key's resource ids from `mlops-stack:stateResourceGroup`
+    (default below); bootstrap's `--resource-group` default must be that group, or CI is granted nothing."""
+    from infra.config import load_settings
+
+    args = bootstrap._parser().parse_args(["--cloud", "azure"])
+    config = {
+        "mlops-stack:cloud": "azure",
+        "mlops-stack:environment": "dev",
+        "mlops-stack:githubRepository": "acme-ml/mlops-stack",
+        "azure-native:location": "westeurope",
+    }
+    settings = load_settings(read=config.get, stack="azure-dev")
+    assert args.resource_group == settings.state_resource_group == "mlops-stack-state"
