@@ -24,8 +24,9 @@ from infra.platform import PlatformOutputs
 
 
 def build_platform(settings: StackSettings) -> PlatformOutputs:
-    """Everything one Azure stack owns, in one resource group named after the stack. The model API
-    appears once a model is pinned."""
+    """Everything one Azure stack owns, in a resource group named after the stack (a sandbox: in the dev
+    stack's group for sandboxes), its CI identities in a group of their own. The model API appears once a
+    model is pinned."""
     name = settings.stack
     tags = labels(settings)
     client = authorization.get_client_config_output()

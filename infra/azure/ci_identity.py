@@ -4,11 +4,11 @@ Which token subject each identity trusts is the cross-cloud table in `infra.gith
 GitHub environment; preview: pull requests, or for prod only the deploy branch; sandbox: the `sandbox`
 environment). Sandbox stacks make no identity.
 
-The identities and their federated credentials live in a resource group of their own, `<group>-ci`, on which
-no CI identity holds any role: Contributor on the stack's group would otherwise let its deploy identity add a
-subject to its own or the preview identity's federated credential (a trust change is no role assignment, so
-the ABAC condition below does not stop it) or delete them. They are made by the admin's first `pulumi up`
-and CI leaves them unchanged.
+The identities and their federated credentials live in a resource group of their own (`<group>-ci`), on
+which no CI identity holds any role: Contributor on the stack's group would otherwise let its deploy identity
+add a subject to its own or the preview identity's federated credential (a trust change is no role
+assignment, so the ABAC condition below does not stop it) or delete them. They are made by the admin's first
+`pulumi up` and CI leaves them unchanged.
 
 - deploy: Contributor on the stack's resource group, plus Role Based Access Control Administrator there,
   restricted by an ABAC condition to assigning and removing only the data-plane roles the apps' identities

@@ -2,16 +2,16 @@
 share. Each app gets only the role assignments its caller lists, and its secrets as Container Apps
 secrets referenced by name from the environment (never as plain values).
 
-Role assignments take effect after a delay ("up to 10 minutes", https://learn.microsoft.com/azure/role-based-
-access-control/troubleshooting#symptom---role-assignment-changes-are-not-being-detected), while Container
-Apps pulls the image when it creates the first revision and fails the create with `UNAUTHORIZED` if AcrPull
-is not yet in force (and the model API reads its model at start). Microsoft's order for infrastructure as
-code is identity -> AcrPull -> app (https://learn.microsoft.com/azure/container-apps/managed-identity-image-
-pull, "Create a container app with a private image"); we add the wait that order needs: the app waits for a
-`time.Sleep` that starts once all of its identity's assignments exist and runs again only when one of them
-is replaced. It costs `ROLE_PROPAGATION` once, when an app's identity is new (the tracking server's is
-usually hidden behind the database, which takes longer to create; the model API's, made on the `up` after a
-model is pinned, is not).
+Role assignments take effect after a delay, "up to 10 minutes"
+(https://learn.microsoft.com/azure/role-based-access-control/troubleshooting), while Container Apps pulls the
+image when it creates the first revision and fails the create with `UNAUTHORIZED` if AcrPull is not yet in
+force (and the model API reads its model at start). Microsoft's order for infrastructure as code is identity,
+AcrPull, app ("Create a container app with a private image" in
+https://learn.microsoft.com/azure/container-apps/managed-identity-image-pull); we add the wait that order
+needs: the app waits for a `pulumiverse_time.Sleep` that starts once all of its identity's assignments exist
+and runs again only when one of them is replaced. It costs `ROLE_PROPAGATION` once, when an app's identity is
+new (the tracking server's is usually hidden behind the database, which takes longer to create; the model
+API's, made on the `up` after a model is pinned, is not).
 """
 
 from dataclasses import dataclass
