@@ -127,15 +127,23 @@ SIZE_RULES: Mapping[Cloud, SizeRule] = {
         "4 CPU with 8192",
         memory_choices=lambda cpu: frozenset({512, 1024, 2048}) if cpu == 0.25 else frozenset(),
     ),
-    # Container Apps consumption profile: 0.25 CPU steps, memory fixed at 2 GiB per CPU.
+    # Container Apps, Consumption profile: 0.25 to 4 CPUs in 0.25 steps, memory fixed at 2 GiB per CPU
+    # (infra/azure/limits.py `CONSUMPTION_SIZES`; a test holds the CPU list to it).
     Cloud.AZURE: SizeRule(
-        cpus=(0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4),
-        memory_mib=lambda cpu: (int(cpu * 2048), int(cpu * 2048), 1),
+        cpus=tuple(quarter / 4 for quarter in range(1, 17)),
+        memory_mib=lambda cpu: (_consumption_memory(cpu), _consumption_memory(cpu), 1),
         default_cpu=0.5,
         default_memory_mib=1024,
-        explain="Container Apps (consumption) takes 0.25 to 4 CPUs with exactly 2048 MiB per CPU",
+        explain="Container Apps (Consumption) takes 0.25 to 4 CPUs in 0.25 steps with exactly 2048 MiB per "
+        "CPU (learn.microsoft.com/azure/container-apps/containers#allocations)",
     ),
 }
+
+
+def _consumption_memory(cpu: float) -> int:
+    from infra.azure.limits import CONSUMPTION_SIZES
+
+    return int(CONSUMPTION_SIZES[cpu] * 1024)
 
 
 def _cloud_run_memory(cpu: int) -> tuple[int, int]:

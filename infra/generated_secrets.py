@@ -6,8 +6,6 @@ import pulumi_random as random
 
 from infra.config import ApiAuth, StackSettings
 
-CHARACTER_CLASSES = {"min_upper": 1, "min_lower": 1, "min_numeric": 1}
-
 
 class StackSecrets(pulumi.ComponentResource):
     """Database password, MLflow admin password, MLflow's Flask secret key and (optionally) the API key."""
@@ -23,12 +21,17 @@ class StackSecrets(pulumi.ComponentResource):
         super().__init__("mlops-stack:core:StackSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # No special characters in the database password: it travels in connection URLs and some
-        # managed databases reject '/', '@', '"' and spaces. At least one upper-case letter, lower-case
-        # letter and digit: Azure's PostgreSQL refuses a password without three of four character classes
-        # (https://learn.microsoft.com/azure/postgresql/flexible-server/quickstart-create-server), and a
-        # random 32 letters and digits miss one about once in 250 stacks.
+        # managed databases reject '/', '@', '"' and spaces. At least one uppercase letter, lowercase letter
+        # and digit: Azure's PostgreSQL refuses a password without three character classes, and 32 random
+        # letters and digits miss one about 0.4% of the time (infra/tests/azure/test_password.py).
         self.database_password = random.RandomPassword(
-            f"{name}-database-password", length=32, special=False, **CHARACTER_CLASSES, opts=child
+            f"{name}-database-password",
+            length=32,
+            special=False,
+            min_upper=1,
+            min_lower=1,
+            min_numeric=1,
+            opts=child,
         ).result
         self.tracking_admin_password = random.RandomPassword(
             f"{name}-tracking-admin-password", length=32, special=False, opts=child

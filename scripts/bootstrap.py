@@ -30,6 +30,9 @@ from scripts.state_backends import BootstrapError, StateBackend
 CLOUDS = ("gcp", "aws", "azure")
 ENVIRONMENTS = ("dev", "staging", "prod", "sandbox")
 DEFAULT_ENVIRONMENTS = "dev,prod,sandbox"
+# The default resource group of the state account and vault; a stack assumes it unless told otherwise
+# (mlops-stack:stateResourceGroup, which init_stack sets when --resource-group differs).
+DEFAULT_AZURE_STATE_GROUP = "mlops-stack-state"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     azure = parser.add_argument_group("azure")
     azure.add_argument("--subscription-id")
     azure.add_argument("--tenant-id")
-    azure.add_argument("--resource-group", default="mlops-stack-state")
+    azure.add_argument("--resource-group", default=DEFAULT_AZURE_STATE_GROUP)
     azure.add_argument("--storage-account", help="3-24 lowercase letters/digits, globally unique")
     azure.add_argument("--container", default="pulumi-state")
     azure.add_argument("--vault", help="Key Vault name, 3-24 letters/digits/dashes, globally unique")
@@ -144,9 +147,12 @@ def stack_environment(stack: str, cloud: str) -> str:
     return environment
 
 
-def init_stack(pulumi: PulumiCli, stack: str, backends: dict[str, StateBackend]) -> list[str]:
+def init_stack(
+    pulumi: PulumiCli, stack: str, backends: dict[str, StateBackend], extra: dict[str, str] | None = None
+) -> list[str]:
     """Create `stack` on its environment's state unless it exists, and point its config at that state (and
-    a dev stack at the sandboxes' state), so the stack grants its CI identities exactly these."""
+    a dev stack at the sandboxes' state), so the stack grants its CI identities exactly these. `extra` is
+    more config the stack needs to find the state (Azure: a non-default state resource group)."""
     environment = stack_environment(stack, stack.split("-", 1)[0])
     if environment not in backends:
         raise BootstrapError(f"--stack {stack}: add {environment} to --environments (it has no state yet)")
@@ -161,6 +167,7 @@ def init_stack(pulumi: PulumiCli, stack: str, backends: dict[str, StateBackend])
         "mlops-stack:stateBackend": backend.login_url,
         "mlops-stack:stateSecretsProvider": backend.secrets_provider,
     }
+    config |= extra or {}
     if environment == "dev" and "sandbox" in backends:
         config |= {
             "mlops-stack:sandboxes": "true",
@@ -202,7 +209,10 @@ def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> 
             environment = stack_environment(args.stack, args.cloud)
             login = backends[environment].login_url if environment in backends else None
             cli = pulumi or AutomationPulumi(args.work_dir, backend_url=login)
-            for line in init_stack(cli, args.stack, backends):
+            extra = {}
+            if args.cloud == "azure" and args.resource_group != DEFAULT_AZURE_STATE_GROUP:
+                extra["mlops-stack:stateResourceGroup"] = args.resource_group
+            for line in init_stack(cli, args.stack, backends, extra):
                 print(line)
     except (BootstrapError, PulumiError) as error:
         print(f"error: {error}", file=sys.stderr)

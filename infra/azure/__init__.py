@@ -24,8 +24,9 @@ from infra.platform import PlatformOutputs
 
 
 def build_platform(settings: StackSettings) -> PlatformOutputs:
-    """Everything one Azure stack owns, in one resource group named after the stack. The model API
-    appears once a model is pinned."""
+    """Everything one Azure stack owns, in a resource group named after the stack (a sandbox: in the dev
+    stack's group for sandboxes), its CI identities in a group of their own. The model API appears once a
+    model is pinned."""
     name = settings.stack
     tags = labels(settings)
     client = authorization.get_client_config_output()
@@ -86,7 +87,6 @@ def build_platform(settings: StackSettings) -> PlatformOutputs:
         f"{name}-ci",
         CiIdentityArgs(
             settings=settings,
-            resource_group_name=group.name,
             resource_group_id=group.id,
             subscription_id=client.subscription_id,
             tenant_id=client.tenant_id,

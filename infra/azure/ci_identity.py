@@ -4,6 +4,12 @@ Which token subject each identity trusts is the cross-cloud table in `infra.gith
 GitHub environment; preview: pull requests, or for prod only the deploy branch; sandbox: the `sandbox`
 environment). Sandbox stacks make no identity.
 
+The identities and their federated credentials live in a resource group of their own (`<group>-ci`), on
+which no CI identity holds any role: Contributor on the stack's group would otherwise let its deploy identity
+add a subject to its own or the preview identity's federated credential (a trust change is no role
+assignment, so the ABAC condition below does not stop it) or delete them. They are made by the admin's first
+`pulumi up` and CI leaves them unchanged.
+
 - deploy: Contributor on the stack's resource group, plus Role Based Access Control Administrator there,
   restricted by an ABAC condition to assigning and removing only the data-plane roles the apps' identities
   get (AcrPull, Storage Blob Data Contributor/Reader/Delegator) to service principals. Chosen over User
@@ -56,6 +62,11 @@ def delegation_condition(roles: tuple[BuiltInRole, ...] = DELEGABLE_ROLES) -> st
     )
 
 
+def identities_group_name(settings: StackSettings) -> str:
+    """Where the stack's CI identities live, out of reach of every CI identity."""
+    return f"{settings.project}-{settings.stack}-ci"
+
+
 def sandboxes_group_name(settings: StackSettings) -> str:
     """The resource group a dev stack makes for sandboxes (sandbox stacks name it in azureResourceGroup)."""
     return f"{settings.project}-{settings.stack}-sandboxes"
@@ -64,8 +75,7 @@ def sandboxes_group_name(settings: StackSettings) -> str:
 @dataclass(frozen=True)
 class CiIdentityArgs:
     settings: StackSettings
-    resource_group_name: pulumi.Input[str]
-    resource_group_id: pulumi.Input[str]
+    resource_group_id: pulumi.Input[str]  # the stack's group: what its deploy identity manages
     subscription_id: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
     tags: dict[str, str]
@@ -85,12 +95,15 @@ class CiIdentity(pulumi.ComponentResource):
         if not subjects:
             self.register_outputs({})
             return
-        deploy = self._federated_identity(
-            f"{name}-deploy", subjects[CiRole.DEPLOY], args.resource_group_name, args
+        # In prod the group is protected like the stack's: deleting it would lock CI out of production.
+        identities = resources.ResourceGroup(
+            f"{name}-identities",
+            resource_group_name=identities_group_name(settings),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
         )
-        preview = self._federated_identity(
-            f"{name}-preview", subjects[CiRole.PREVIEW], args.resource_group_name, args
-        )
+        deploy = self._federated_identity(f"{name}-deploy", subjects[CiRole.DEPLOY], identities.name, args)
+        preview = self._federated_identity(f"{name}-preview", subjects[CiRole.PREVIEW], identities.name, args)
         self._grant_deployer(f"{name}-deploy", deploy, args.resource_group_id, args)
         grant_role(
             f"{name}-preview-reader",
@@ -123,7 +136,7 @@ class CiIdentity(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             sandbox = self._federated_identity(
-                f"{name}-sandbox", subjects[CiRole.SANDBOX], args.resource_group_name, args
+                f"{name}-sandbox", subjects[CiRole.SANDBOX], identities.name, args
             )
             self._grant_deployer(f"{name}-sandbox", sandbox, group.id, args)
             if settings.sandbox_state is not None:

@@ -1,24 +1,43 @@
 """One Container App with its own user-assigned identity: the shape the tracking server and the model API
 share. Each app gets only the role assignments its caller lists, and its secrets as Container Apps
-secrets referenced by name from the environment (never as plain values)."""
+secrets referenced by name from the environment (never as plain values).
+
+Role assignments take effect after a delay, "up to 10 minutes"
+(https://learn.microsoft.com/azure/role-based-access-control/troubleshooting), while Container Apps pulls the
+image when it creates the first revision and fails the create with `UNAUTHORIZED` if AcrPull is not yet in
+force (and the model API reads its model at start). Microsoft's order for infrastructure as code is identity,
+AcrPull, app ("Create a container app with a private image" in
+https://learn.microsoft.com/azure/container-apps/managed-identity-image-pull); we add the wait that order
+needs: the app waits for a `pulumiverse_time.Sleep` that starts once all of its identity's assignments exist
+and runs again only when one of them is replaced. It costs `ROLE_PROPAGATION` once, when an app's identity is
+new (the tracking server's is usually hidden behind the database, which takes longer to create; the model
+API's, made on the `up` after a model is pinned, is not).
+"""
 
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.app as app
+import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.managedidentity as managedidentity
+import pulumiverse_time
 
 from infra.azure.environment import CONSUMPTION_PROFILE
 from infra.azure.roles import BuiltInRole, grant_role
 from infra.config import ContainerSettings
 from infra.workloads import ContainerEnvironment
 
-# Probes: a cold start (image pull, MLflow's database migrations on first boot) may take minutes, so the
-# startup probe allows 5 minutes before the liveness probe takes over.
-STARTUP_PERIOD_SECONDS = 10
-STARTUP_FAILURES = 30
+# Probes: the startup probe gives a new replica 150 s from container start (MLflow's database migrations
+# on first boot, the API's model download) before the liveness probe takes over; Container Apps takes at most
+# 10 failures (infra/azure/limits.py), so the budget comes from the period, which is also the longest a
+# ready replica waits to be marked started (a cold start from zero pays up to that much).
+STARTUP_PERIOD_SECONDS = 15
+STARTUP_FAILURES = 10
 LIVENESS_PERIOD_SECONDS = 30
 LIVENESS_FAILURES = 3
+READINESS_PERIOD_SECONDS = 10
+# How long an app waits after its identity's role assignments are created before Azure is asked to run it.
+ROLE_PROPAGATION = "120s"
 
 
 @dataclass(frozen=True)
@@ -75,11 +94,12 @@ def memory_quantity(memory_mib: int) -> str:
 
 
 class AppIdentity(pulumi.ComponentResource):
-    """A user-assigned identity and its role assignments. Created before the app: the app pulls its image
-    with this identity, so AcrPull must exist when the first revision starts."""
+    """A user-assigned identity, its role assignments, and the wait for them to take effect. The app pulls
+    its image with this identity, so it depends on `ready`, not merely on the assignments existing."""
 
     identity: managedidentity.UserAssignedIdentity
-    assignments: list[pulumi.Resource]
+    assignments: list[authorization.RoleAssignment]
+    ready: pulumiverse_time.Sleep
 
     def __init__(
         self,
@@ -94,7 +114,7 @@ class AppIdentity(pulumi.ComponentResource):
         # Same logical name as this component: the type in the URN tells them apart.
         self.identity = managedidentity.UserAssignedIdentity(
             name,
-            resource_name_=name,
+            resource_name_=name,  # the stack's name is its first part, so sandboxes sharing a group differ
             resource_group_name=resource_group_name,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -110,6 +130,13 @@ class AppIdentity(pulumi.ComponentResource):
             )
             for grant in grants
         ]
+        self.ready = pulumiverse_time.Sleep(
+            f"{name}-propagation",
+            create_duration=ROLE_PROPAGATION,
+            # A replaced assignment (new identity, new scope) waits again; an unchanged one never does.
+            triggers={grant.purpose: a.id for grant, a in zip(grants, self.assignments, strict=True)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.assignments),
+        )
         self.register_outputs({"client_id": self.identity.client_id})
 
 
@@ -169,7 +196,7 @@ class ServiceApp(pulumi.ComponentResource):
                 ),
             ),
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=identity.assignments),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[identity.ready]),
         )
         # Through the app's id, so whoever reads the URL waits until the app exists.
         self.url = pulumi.Output.all(container_app.id, args.fqdn).apply(lambda values: f"https://{values[1]}")
@@ -191,6 +218,6 @@ def _probes(probes: Probes, port: int) -> list[app.ContainerAppProbeArgs]:
     ]
     if probes.readiness_path is not None:
         result.append(
-            http(app.Type.READINESS, probes.readiness_path, STARTUP_PERIOD_SECONDS, LIVENESS_FAILURES)
+            http(app.Type.READINESS, probes.readiness_path, READINESS_PERIOD_SECONDS, LIVENESS_FAILURES)
         )
     return result

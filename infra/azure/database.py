@@ -6,6 +6,7 @@ import pulumi
 import pulumi_azure_native.dbforpostgresql as dbforpostgresql
 import pulumi_random as random
 
+from infra.azure.limits import POSTGRES_SERVER, name_limit
 from infra.azure.protection import delete_lock
 from infra.config import StackSettings
 from infra.naming import short_name
@@ -16,6 +17,9 @@ DATABASE_NAME = "mlflow"
 # reserves names such as admin, root and azure_superuser.
 ADMIN_LOGIN = "mlflow"
 STORAGE_SIZE_GB = 32  # the smallest size Flexible Server offers
+# Server names are global (they are the server's DNS name): a readable prefix from the stack, '-', and a
+# random suffix, at most 63 characters whatever the stack's name.
+RANDOM_SUFFIX_LENGTH = 6
 # Flexible Server keeps backups for 7 to 35 days; a shorter setting (sandboxes: 1) gets the minimum.
 MIN_BACKUP_RETENTION_DAYS = 7
 # SKU name prefix -> tier: Standard_B* burstable, Standard_E* memory optimised, the rest general purpose.
@@ -54,19 +58,18 @@ class Database(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:azure:Database", name, None, opts)
         settings = args.settings
-        # Server names are global DNS names (<name>.postgres.database.azure.com): a random suffix, kept in
-        # state, keeps two tenants' `azure-dev` apart.
         suffix = random.RandomString(
             f"{name}-server-suffix",
-            length=6,
+            length=RANDOM_SUFFIX_LENGTH,
             special=False,
             upper=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        prefix_length = name_limit(POSTGRES_SERVER) - RANDOM_SUFFIX_LENGTH - 1
         server = dbforpostgresql.Server(
             f"{name}-server",
             server_name=pulumi.Output.concat(
-                short_name(settings.stack, "db", max_length=56), "-", suffix.result
+                short_name(settings.stack, "mlflow", max_length=prefix_length), "-", suffix.result
             ),
             resource_group_name=args.resource_group_name,
             version=POSTGRES_VERSION,

@@ -7,6 +7,7 @@ import pulumi
 import pulumi_azure_native.network as network
 import pulumi_azure_native.privatedns as privatedns
 
+from infra.azure.limits import name_limit
 from infra.naming import short_name
 
 # One /16 per stack is plenty; stacks never peer, so they may all use the same range.
@@ -16,6 +17,21 @@ ADDRESS_SPACE = "10.40.0.0/16"
 APPS_SUBNET = "10.40.0.0/23"
 # PostgreSQL Flexible Server's VNet integration needs a subnet delegated to it and nothing else.
 DATABASE_SUBNET = "10.40.2.0/24"
+
+
+# PostgreSQL's VNet integration needs a zone whose name ends in postgres.database.azure.com.
+DATABASE_ZONE_SUFFIX = ".private.postgres.database.azure.com"
+
+
+def database_zone_name(stack: str) -> str:
+    """`<stack>.private.postgres.database.azure.com`, the stack part shortened so the whole name keeps
+    within 63 characters (the conservative reading of Azure's rule for private DNS zones)."""
+    return (
+        short_name(stack, max_length=ZONE_NAME_MAX_LENGTH - len(DATABASE_ZONE_SUFFIX)) + DATABASE_ZONE_SUFFIX
+    )
+
+
+ZONE_NAME_MAX_LENGTH = 63
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,9 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vnet = network.VirtualNetwork(
             f"{name}-vnet",
-            virtual_network_name=short_name(args.stack, "vnet", max_length=64),
+            virtual_network_name=short_name(
+                args.stack, "vnet", max_length=name_limit("azure-native:network:VirtualNetwork")
+            ),
             resource_group_name=args.resource_group_name,
             address_space=network.AddressSpaceArgs(address_prefixes=[ADDRESS_SPACE]),
             tags=args.tags,
@@ -46,9 +64,9 @@ class Network(pulumi.ComponentResource):
         )
         apps = network.Subnet(
             f"{name}-apps",
+            subnet_name="apps",  # names are per VNet, and the VNet is the stack's
             resource_group_name=args.resource_group_name,
             virtual_network_name=vnet.name,
-            subnet_name="apps",
             address_prefix=APPS_SUBNET,
             delegations=[
                 network.DelegationArgs(name="container-apps", service_name="Microsoft.App/environments")
@@ -58,9 +76,9 @@ class Network(pulumi.ComponentResource):
         # Subnets of one VNet are updated one at a time by ARM: chain them to avoid conflicting writes.
         database = network.Subnet(
             f"{name}-database",
+            subnet_name="database",
             resource_group_name=args.resource_group_name,
             virtual_network_name=vnet.name,
-            subnet_name="database",
             address_prefix=DATABASE_SUBNET,
             delegations=[
                 network.DelegationArgs(
@@ -73,13 +91,14 @@ class Network(pulumi.ComponentResource):
         zone = privatedns.PrivateZone(
             f"{name}-database-dns",
             resource_group_name=args.resource_group_name,
-            private_zone_name=f"{args.stack}.private.postgres.database.azure.com",
+            private_zone_name=database_zone_name(args.stack),
             location="global",
             tags=args.tags,
             opts=child,
         )
         self.database_dns_link = privatedns.VirtualNetworkLink(
             f"{name}-database-dns-link",
+            virtual_network_link_name="vnet",  # names are per zone, and the zone is the stack's
             resource_group_name=args.resource_group_name,
             private_zone_name=zone.name,
             virtual_network=privatedns.SubResourceArgs(id=vnet.id),

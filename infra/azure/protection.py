@@ -9,6 +9,7 @@ def delete_lock(name: str, resource: pulumi.CustomResource, parent: pulumi.Resou
     it (Pulumi's `protect` guards only against this program; the lock guards against everyone)."""
     authorization.ManagementLockByScope(
         name,
+        lock_name="do-not-delete",  # names are per scope, and the scope is this one resource
         scope=resource.id,
         level=authorization.LockLevel.CAN_NOT_DELETE,
         notes="Production data of mlops-stack: remove this lock deliberately before deleting.",

@@ -6,28 +6,36 @@ which models the documented behaviour. Azure's management plane: a fake of its s
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import requests
 import yaml
+from azure.core.exceptions import ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, PublicAccess
 from botocore.exceptions import ClientError
 from google.api_core import exceptions as google_errors
 from google.auth.credentials import AnonymousCredentials
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
+from requests.adapters import HTTPAdapter
+from urllib3.response import HTTPResponse
 
 from scripts import bootstrap
 from scripts.state_backends import BootstrapError, StateBackend
 from scripts.state_backends.aws import ensure_aws_backend
-from scripts.state_backends.azure import ensure_azure_backend
+from scripts.state_backends.azure import ensure_azure_backend, ensure_container
+from scripts.state_backends.azure_arm import ArmManagement
 from scripts.state_backends.gcp import CloudKmsKeys, CloudServiceUsage, ensure_gcp_backend
+from scripts.tests.fake_arm import OPERATOR, SUBSCRIPTION, TENANT, FakeArmService, FakeCredential
 from scripts.tests.fake_google_apis import FakeGoogleApis
 from scripts.tests.fake_pulumi import FakePulumi
 from testing.storage_emulators import AzuriteBlob, GcsEmulator, S3Emulator
@@ -423,48 +431,163 @@ def test_gcp_invalid_kms_name_is_rejected_before_anything_is_made(
 # --- Azure: Azurite and a fake management plane --------------------------------------------------------
 
 
-@dataclass
-class FakeArm:
-    """Azure Resource Manager as far as bootstrap uses it; names in `taken` belong to someone else."""
-
-    taken: set[str] = field(default_factory=set)
-    made: set[str] = field(default_factory=set)
-
-    def _ensure(self, kind: str, name: str) -> list[str]:
-        if name in self.taken:
-            raise BootstrapError(f"{kind} name {name!r} is taken")
-        if (kind, name) in {tuple(entry.split(":", 1)) for entry in self.made}:
-            return []
-        self.made.add(f"{kind}:{name}")
-        return [f"created {kind} {name}"]
-
-    def ensure_resource_group(self, name: str, location: str) -> list[str]:
-        return self._ensure("resource group", name)
-
-    def ensure_storage_account(self, resource_group: str, name: str, location: str) -> list[str]:
-        return self._ensure("storage account", name)
-
-    def ensure_key(self, resource_group: str, vault: str, key: str, location: str) -> list[str]:
-        return self._ensure("Key Vault", vault) + self._ensure("key", f"{vault}/{key}")
-
-
 @pytest.fixture
 def blobs(azurite_blob: AzuriteBlob) -> BlobServiceClient:
     return BlobServiceClient.from_connection_string(azurite_blob.connection_string)
 
 
-def test_azure_bootstrap_makes_a_private_container_and_rerun_changes_nothing(
+@dataclass
+class Azure:
+    """The real `ArmManagement` talking to the fake ARM service, and the waits it made."""
+
+    service: FakeArmService
+    management: ArmManagement
+    sleeps: list[float]
+
+
+def azure(**service_options: Any) -> Azure:
+    service, sleeps = FakeArmService(**service_options), list[float]()
+    management = ArmManagement(
+        SUBSCRIPTION, TENANT, credential=FakeCredential(), transport=service.transport(), sleep=sleeps.append
+    )
+    return Azure(service, management, sleeps)
+
+
+def backend_args(container: str, key: str = "pulumi-secrets-dev") -> tuple[str, str, str, str, str, str]:
+    return ("mlops-stack-state", "westeurope", "acmemlstate", container, "acme-ml-kv", key)
+
+
+GROUP_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/mlops-stack-state/providers"
+ACCOUNT_ID = f"{GROUP_ID}/Microsoft.Storage/storageAccounts/acmemlstate"
+VAULT_ID = f"{GROUP_ID}/Microsoft.KeyVault/vaults/acme-ml-kv"
+
+
+def test_azure_bootstrap_makes_everything_grants_you_the_data_roles_and_rerun_changes_nothing(
     blobs: BlobServiceClient,
 ) -> None:
-    arm, container = FakeArm(), unique("state-azure-")
-    args = ("rg", "westeurope", "acmestate", container, "acme-kv", "pulumi-secrets")
-    backend = ensure_azure_backend(arm, blobs, *args)
-    assert backend.login_url == f"azblob://{container}?storage_account=acmestate"
-    assert backend.secrets_provider == "azurekeyvault://acme-kv.vault.azure.net/keys/pulumi-secrets"
-    assert f"created private blob container {container}" in backend.changes
+    arm, container = azure(), unique("state-dev-")
+    backend = ensure_azure_backend(arm.management, blobs, *backend_args(container), sleep=arm.sleeps.append)
+    assert backend.login_url == f"azblob://{container}?storage_account=acmemlstate"
+    assert backend.secrets_provider == "azurekeyvault://acme-ml-kv.vault.azure.net/keys/pulumi-secrets-dev"
+    assert backend.changes == [
+        "created resource group mlops-stack-state",
+        "created storage account acmemlstate",
+        "enabled blob versioning and soft delete on acmemlstate",
+        "created Key Vault acme-ml-kv",
+        "created Key Vault key pulumi-secrets-dev",
+        f"granted you ({OPERATOR}) Storage Blob Data Contributor on account acmemlstate",
+        f"granted you ({OPERATOR}) Key Vault Crypto User on vault acme-ml-kv",
+        "Key Vault acme-ml-kv now lets you use key pulumi-secrets-dev",
+        f"created private blob container {container}",
+    ]
+    service = arm.service
+    assert service.ignored == []  # every body in ARM's REST shape: nothing silently dropped
+    assert service.accounts["acmemlstate"]["properties"] == {
+        "supportsHttpsTrafficOnly": True,
+        "minimumTlsVersion": "TLS1_2",
+        "allowBlobPublicAccess": False,
+        "allowSharedKeyAccess": False,
+        "defaultToOAuthAuthentication": True,
+        "allowCrossTenantReplication": False,
+        "provisioningState": "Succeeded",
+    }
+    assert service.blob_services["acmemlstate"]["properties"] == {
+        "isVersioningEnabled": True,
+        "deleteRetentionPolicy": {"enabled": True, "days": 30},
+        "containerDeleteRetentionPolicy": {"enabled": True, "days": 30},
+    }
+    vault = service.vaults["acme-ml-kv"]["properties"]
+    assert (vault["tenantId"], vault["enableRbacAuthorization"], vault["enablePurgeProtection"]) == (
+        TENANT,
+        True,
+        True,
+    )
+    assert service.keys["acme-ml-kv/pulumi-secrets-dev"]["properties"] == {
+        "kty": "RSA",
+        "keySize": 3072,
+        "keyOps": ["encrypt", "decrypt", "wrapKey", "unwrapKey"],
+    }
+    granted = {
+        (a["properties"]["scope"], a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1])
+        for a in service.assignments.values()
+        if a["properties"]["principalId"] == OPERATOR and a["properties"]["principalType"] == "User"
+    }
+    assert granted == {
+        (ACCOUNT_ID, "ba92f5b4-2d11-453d-a403-e96b0029c9fe"),  # Storage Blob Data Contributor
+        (VAULT_ID, "12338af0-0e69-4776-bea7-57ae8d297424"),  # Key Vault Crypto User
+    }
+    assert arm.sleeps == [15, 15]  # Key Vault refused the key until the grant was in force
     properties = blobs.get_container_client(container).get_container_properties()
     assert properties.public_access is None
-    assert ensure_azure_backend(arm, blobs, *args).changes == []
+    assert properties.metadata == {"mlops_stack_role": "pulumi_state"}
+
+    writes = len(service.writes())
+    again = ensure_azure_backend(arm.management, blobs, *backend_args(container), sleep=arm.sleeps.append)
+    assert again.changes == []
+    assert len(service.writes()) == writes
+    assert arm.sleeps == [15, 15]
+
+
+def test_azure_next_environment_gets_its_own_container_and_key_and_no_new_grant(
+    blobs: BlobServiceClient,
+) -> None:
+    arm = azure()
+    ensure_azure_backend(arm.management, blobs, *backend_args(unique("state-dev-")))
+    prod = unique("state-prod-")
+    backend = ensure_azure_backend(arm.management, blobs, *backend_args(prod, "pulumi-secrets-prod"))
+    assert backend.changes == [
+        "created Key Vault key pulumi-secrets-prod",
+        f"created private blob container {prod}",
+    ]
+    assert len(arm.service.assignments) == 2
+
+
+def test_azure_says_which_role_assignments_to_ask_for_when_you_may_not_grant_them(
+    blobs: BlobServiceClient,
+) -> None:
+    arm, container = azure(may_assign_roles=False), unique("state-dev-")
+    with pytest.raises(BootstrapError) as raised:
+        ensure_azure_backend(arm.management, blobs, *backend_args(container))
+    message = str(raised.value)
+    for role, scope in (("Storage Blob Data Contributor", ACCOUNT_ID), ("Key Vault Crypto User", VAULT_ID)):
+        assert (
+            f"az role assignment create --assignee-object-id {OPERATOR} --assignee-principal-type User "
+            f"--role '{role}' --scope {scope}"
+        ) in message
+    with pytest.raises(ResourceNotFoundError):  # stopped before touching the data plane
+        blobs.get_container_client(container).get_container_properties()
+
+
+def test_azure_taken_or_foreign_names_are_clear_errors(blobs: BlobServiceClient) -> None:
+    with pytest.raises(BootstrapError, match="storage account name 'acmemlstate' is taken"):
+        ensure_azure_backend(azure(taken_names={"acmemlstate"}).management, blobs, *backend_args("c-1"))
+    with pytest.raises(BootstrapError, match="Key Vault name 'acme-ml-kv' is taken"):
+        ensure_azure_backend(azure(taken_names={"acme-ml-kv"}).management, blobs, *backend_args("c-1"))
+    arm = azure()
+    arm.service.accounts["acmemlstate"] = {"name": "acmemlstate", "tags": {}, "properties": {}}
+    with pytest.raises(BootstrapError, match="was not made by bootstrap"):
+        ensure_azure_backend(arm.management, blobs, *backend_args("c-1"))
+    container = unique("state-azure-")
+    blobs.create_container(container)
+    with pytest.raises(BootstrapError, match="was not made by bootstrap"):
+        ensure_azure_backend(azure().management, blobs, *backend_args(container))
+
+
+def test_azure_names_azure_would_refuse_fail_before_any_call(blobs: BlobServiceClient) -> None:
+    arm = azure()
+    args = ("mlops-stack-state.", "westeurope", "Acme_ML_State", "pulumi--state", "kv", "pulumi_secrets")
+    with pytest.raises(BootstrapError) as raised:
+        ensure_azure_backend(arm.management, blobs, *args)
+    problems = str(raised.value).splitlines()[1:]
+    assert [problem.split()[0] for problem in problems] == [
+        "--resource-group",
+        "--storage-account",
+        "--container",
+        "--vault",
+        "--key",
+    ]
+    assert "is 2 characters; allowed 3-24" in problems[3]
+    assert arm.service.requests == []
 
 
 def test_azure_public_container_of_ours_is_made_private(blobs: BlobServiceClient) -> None:
@@ -472,17 +595,82 @@ def test_azure_public_container_of_ours_is_made_private(blobs: BlobServiceClient
     blobs.create_container(
         container, metadata={"mlops_stack_role": "pulumi_state"}, public_access=PublicAccess.BLOB
     )
-    changes = ensure_azure_backend(FakeArm(), blobs, "rg", "westeurope", "acct", container, "kv", "k").changes
+    changes = ensure_azure_backend(azure().management, blobs, *backend_args(container)).changes
     assert f"made blob container {container} private" in changes
     assert blobs.get_container_client(container).get_container_properties().public_access is None
 
 
-def test_azure_foreign_container_or_taken_names_are_clear_errors(blobs: BlobServiceClient) -> None:
-    container = unique("state-azure-")
-    blobs.create_container(container)
-    with pytest.raises(BootstrapError, match="was not made by bootstrap"):
-        ensure_azure_backend(FakeArm(), blobs, "rg", "westeurope", "acct", container, "kv", "k")
-    with pytest.raises(BootstrapError, match="'acct' is taken"):
-        ensure_azure_backend(
-            FakeArm(taken={"acct"}), blobs, "rg", "westeurope", "acct", unique("c-"), "kv", "k"
-        )
+class NotYetAuthorized(HTTPAdapter):
+    """Azurite behind the answer Azure's Blob service gives while a new data role is not yet in force: 403
+    with `x-ms-error-code: AuthorizationPermissionMismatch`
+    (https://learn.microsoft.com/rest/api/storageservices/blob-service-error-codes), `refusals` times."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.refusals == 0:
+            return super().send(request, *args, **kwargs)
+        self.refusals -= 1
+        headers = {"x-ms-error-code": "AuthorizationPermissionMismatch", "Content-Length": "0"}
+        raw = HTTPResponse(body=io.BytesIO(b""), headers=headers, status=403, preload_content=False)
+        return self.build_response(request, raw)
+
+
+def test_azure_waits_for_the_blob_data_role_to_take_effect(azurite_blob: AzuriteBlob) -> None:
+    session = requests.Session()
+    session.mount("http://", NotYetAuthorized(refusals=2))
+    blobs = BlobServiceClient.from_connection_string(
+        azurite_blob.connection_string, transport=RequestsTransport(session=session, session_owner=False)
+    )
+    container, changes, sleeps = unique("state-azure-"), list[str](), list[float]()
+    ensure_container(blobs, container, changes, sleep=sleeps.append)
+    assert sleeps == [15, 15]
+    assert changes == [f"created private blob container {container}"]
+
+
+def test_the_fake_arm_catches_a_body_in_the_sdk_s_python_names(blobs: BlobServiceClient) -> None:
+    """The failure the model classes prevent: the TypeSpec SDKs send a dict as written, and ARM drops what it
+    does not know (here every security setting of the state account)."""
+    arm = azure()
+    storage = arm.management._storage  # the same client bootstrap uses
+    old_body: dict[str, Any] = {
+        "location": "westeurope",
+        "kind": "StorageV2",
+        "sku": {"name": "Standard_ZRS"},
+    }
+    old_body |= {"enable_https_traffic_only": True, "allow_blob_public_access": False}
+    # A dict body is json.dumps'd as it is: the same bytes as this.
+    sent = io.BytesIO(json.dumps(old_body).encode())
+    storage.storage_accounts.begin_create("mlops-stack-state", "acmemlstate", sent).result()
+    assert sorted(arm.service.ignored) == [
+        "storageAccount.allow_blob_public_access",
+        "storageAccount.enable_https_traffic_only",
+    ]
+
+
+def test_azure_state_group_bootstrap_makes_by_default_is_the_one_stacks_grant_ci_access_in() -> None:
+    """The stacks build the state container's and key's resource ids from `mlops-stack:stateResourceGroup`
+    (default below); bootstrap's `--resource-group` default must be that group, or CI is granted nothing."""
+    from infra.config import load_settings
+
+    args = bootstrap._parser().parse_args(["--cloud", "azure"])
+    config = {
+        "mlops-stack:cloud": "azure",
+        "mlops-stack:environment": "dev",
+        "mlops-stack:githubRepository": "acme-ml/mlops-stack",
+        "azure-native:location": "westeurope",
+    }
+    settings = load_settings(read=config.get, stack="azure-dev")
+    assert args.resource_group == settings.state_resource_group == "mlops-stack-state"
+
+
+def test_a_stack_is_told_a_non_default_state_resource_group(tmp_path: Path) -> None:
+    """Azure: the stack builds its CI identities' state grants from mlops-stack:stateResourceGroup."""
+    pulumi = FakePulumi(work_dir=tmp_path)
+    dev = StateBackend(
+        "azblob://pulumi-state-dev?storage_account=acme", "azurekeyvault://kv.vault.azure.net/keys/k"
+    )
+    bootstrap.init_stack(pulumi, "azure-dev", {"dev": dev}, {"mlops-stack:stateResourceGroup": "mlops-state"})
+    assert pulumi.config("azure-dev")["mlops-stack:stateResourceGroup"] == "mlops-state"

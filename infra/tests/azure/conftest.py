@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from pulumi.runtime import MockCallArgs, MockResourceArgs
+from pulumi.runtime import MockCallArgs, MockResourceArgs, mocks
 
 from infra.azure import registry
 from testing.pulumi_program import ProgramRun, run_program, stack_config
@@ -57,16 +57,8 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
     if args.typ.startswith("azure-native:"):
         outputs["name"] = args.name
-    explicit_names = {
-        "azure-native:resources:ResourceGroup": "resourceGroupName",
-        "azure-native:storage:StorageAccount": "accountName",
-        "azure-native:storage:BlobContainer": "containerName",
-        "azure-native:containerregistry:Registry": "registryName",
-        "azure-native:privatedns:PrivateZone": "privateZoneName",
-        "azure-native:app:ContainerApp": "containerAppName",
-    }
-    if args.typ in explicit_names:
-        outputs["name"] = inputs[explicit_names[args.typ]]
+    if args.typ in EXPLICIT_NAMES:
+        outputs["name"] = inputs[EXPLICIT_NAMES[args.typ]]
     if args.typ == "azure-native:containerregistry:Registry":
         outputs["loginServer"] = f"{inputs['registryName']}.azurecr.io"
     if args.typ == "azure-native:app:ContainerApp":
@@ -81,16 +73,56 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
     if args.typ == "azure-native:app:ManagedEnvironment":
         outputs["defaultDomain"] = DEFAULT_DOMAIN
     if args.typ == "azure-native:dbforpostgresql:Server":
-        outputs["fullyQualifiedDomainName"] = f"{args.name}.{STACK_ZONE_SUFFIX}"
-    if args.typ == "random:index/randomString:RandomString":
-        # Physical names must be valid (the contract test feeds them to the real entrypoint).
-        outputs["result"] = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+        # A VNet-integrated server keeps its public DNS name, which resolves to the private address through
+        # the linked private zone.
+        outputs["fullyQualifiedDomainName"] = f"{inputs['serverName']}.postgres.database.azure.com"
+    if args.typ in ("random:index/randomString:RandomString", "random:index/randomPassword:RandomPassword"):
+        # Physical names and passwords as pulumi-random makes them from what we send (the contract test
+        # feeds them to the real entrypoint; the limits test checks them against Azure's rules).
+        outputs["result"] = random_string(inputs)
     if args.typ == "docker-build:index:Image":
         outputs["ref"] = f"{inputs['tags'][0]}@sha256:{secrets.token_hex(32)}"
     return outputs
 
 
-STACK_ZONE_SUFFIX = "private.postgres.database.azure.com"
+# Resource type -> the input that holds the physical name (the resource's `name` output, as ARM answers it).
+EXPLICIT_NAMES = {
+    "azure-native:resources:ResourceGroup": "resourceGroupName",
+    "azure-native:storage:StorageAccount": "accountName",
+    "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:containerregistry:Registry": "registryName",
+    "azure-native:privatedns:PrivateZone": "privateZoneName",
+    "azure-native:privatedns:VirtualNetworkLink": "virtualNetworkLinkName",
+    "azure-native:app:ContainerApp": "containerAppName",
+    "azure-native:app:ManagedEnvironment": "environmentName",
+    "azure-native:operationalinsights:Workspace": "workspaceName",
+    "azure-native:dbforpostgresql:Server": "serverName",
+    "azure-native:network:VirtualNetwork": "virtualNetworkName",
+    "azure-native:network:Subnet": "subnetName",
+    "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+    "azure-native:authorization:ManagementLockByScope": "lockName",
+    "azure-native:monitor:DiagnosticSetting": "name",
+}
+
+UPPER, LOWER, DIGITS = string.ascii_uppercase, string.ascii_lowercase, string.digits
+SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
+
+
+def random_string(inputs: dict[str, Any]) -> str:
+    """A result as pulumi-random computes it: the provider is terraform-provider-random bridged, whose
+    `CreateString` (internal/random/string.go) takes `min_*` characters from each class first, fills the
+    rest of `length` from the union of the enabled classes, then shuffles. Classes default to enabled."""
+    classes = [
+        (UPPER, inputs.get("upper", True), inputs.get("minUpper", 0)),
+        (LOWER, inputs.get("lower", True), inputs.get("minLower", 0)),
+        (DIGITS, inputs.get("numeric", True), inputs.get("minNumeric", 0)),
+        (inputs.get("overrideSpecial") or SPECIAL, inputs.get("special", True), inputs.get("minSpecial", 0)),
+    ]
+    chosen = [secrets.choice(chars) for chars, _, minimum in classes for _ in range(int(minimum))]
+    pool = "".join(chars for chars, enabled, _ in classes if enabled)
+    chosen += [secrets.choice(pool) for _ in range(int(inputs["length"]) - len(chosen))]
+    secrets.SystemRandom().shuffle(chosen)
+    return "".join(chosen)
 
 
 def calls(args: MockCallArgs) -> dict[str, Any]:
@@ -130,19 +162,38 @@ class TokenExchange:
 
 @dataclass
 class AzureRun:
-    """One program run under mocks, with what ACR's token endpoint was asked."""
+    """One program run under mocks, with what ACR's token endpoint was asked and, per resource (logical
+    name), the logical names of the resources the engine was told it depends on."""
 
     run: ProgramRun
     exchange: TokenExchange
     stack: str
+    dependencies: dict[str, set[str]] = field(default_factory=dict)
+    generated: dict[str, str] = field(default_factory=dict)  # pulumi-random results by logical name
 
 
 def run_azure(config: dict[str, str], stack: str) -> AzureRun:
     exchange = TokenExchange()
+    dependencies: dict[str, set[str]] = {}
+    generated: dict[str, str] = {}
+    register = mocks.MockMonitor.RegisterResource
+
+    def computed(args: MockResourceArgs) -> dict[str, Any]:
+        outputs = outputs_for(args)
+        if "result" in outputs:
+            generated[args.name] = outputs["result"]
+        return outputs
+
+    def recording(monitor: mocks.MockMonitor, request: Any) -> Any:
+        # The engine orders creates by these URNs (explicit depends_on and inputs' resources alike).
+        dependencies[request.name] = {urn.rsplit("::", 1)[-1] for urn in request.dependencies}
+        return register(monitor, request)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(registry, "exchange_for_acr_refresh_token", exchange)
-        run = run_program(config, stack, outputs_for=outputs_for, calls=calls)
-    return AzureRun(run, exchange, stack)
+        patch.setattr(mocks.MockMonitor, "RegisterResource", recording)
+        run = run_program(config, stack, outputs_for=computed, calls=calls)
+    return AzureRun(run, exchange, stack, dependencies, generated)
 
 
 @functools.cache

@@ -99,7 +99,7 @@ def test_federated_credentials_trust_only_this_repository(environment: str, prev
         assert credential["issuer"] == "https://token.actions.githubusercontent.com"
         assert credential["audiences"] == ["api://AzureADTokenExchange"]
         assert credential["resourceName"] == f"{s}-ci-{role}"  # attached to the right identity
-        assert credential["resourceGroupName"] == f"mlops-stack-{s}"
+        assert credential["resourceGroupName"] == f"mlops-stack-{s}-ci"
 
 
 def test_ci_identity_output_has_what_azure_login_needs(azure_run: AzureRun) -> None:
@@ -202,3 +202,57 @@ def test_images_are_pushed_with_an_exchanged_token_not_a_registry_key() -> None:
         }
         assert image.inputs["tags"][0].startswith(f"{login_server}/")
     assert result.run.outputs["registry"] == login_server
+
+
+def test_sandboxes_sharing_the_group_never_share_a_name() -> None:
+    """Every resource a sandbox makes directly in the dev stack's group for sandboxes is named after the
+    sandbox's stack, so two sandboxes (and their destroys) never touch each other's resources."""
+    from infra.tests.azure.conftest import EXPLICIT_NAMES
+
+    def group_level_names(stack: str) -> dict[str, set[str]]:
+        run = run_azure(config_for("sandbox"), stack).run
+        names: dict[str, set[str]] = {}
+        for resource in run.resources:
+            field = EXPLICIT_NAMES.get(resource.type)
+            if field and "resourceGroupName" in resource.inputs and resource.type not in NESTED:
+                names.setdefault(resource.type, set()).add(resource.inputs[field])
+        return names
+
+    alice, bob = group_level_names("azure-sandbox-alice"), group_level_names("azure-sandbox-bob")
+    assert set(alice) == set(bob)
+    assert len(alice) >= 9
+    for resource_type in alice:
+        assert alice[resource_type].isdisjoint(bob[resource_type]), resource_type
+
+
+# Named within a parent that is itself the sandbox's (a subnet in its VNet, a container in its account).
+NESTED = {
+    "azure-native:network:Subnet",
+    "azure-native:privatedns:VirtualNetworkLink",
+    "azure-native:storage:BlobContainer",
+}
+
+
+def test_no_ci_identity_can_change_any_ci_identitys_trust() -> None:
+    """The CI identities and their federated credentials sit in `<group>-ci`, and no role assignment the
+    stack makes covers that group: Contributor on the stack's group (deploy) and on the sandboxes' group
+    (sandbox) stop short of it, so no CI job can add a subject to a credential or delete an identity."""
+    run = run_azure(config_for("dev", **STATE, **SANDBOX_HOST), STACKS["dev"]).run
+    identities = run.one("azure-native:resources:ResourceGroup", "-ci-identities")
+    assert identities.inputs["resourceGroupName"] == "mlops-stack-azure-dev-ci"
+    ci = run.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    ci = [i for i in ci if "-ci-" in i.name]
+    assert {i.name for i in ci} == {f"azure-dev-ci-{role}" for role in ("deploy", "preview", "sandbox")}
+    for resource in [*ci, *run.of_type("azure-native:managedidentity:FederatedIdentityCredential")]:
+        assert resource.inputs["resourceGroupName"] == "mlops-stack-azure-dev-ci", resource.name
+    group_id = resource_id(identities.name)
+    scopes = {a.inputs["scope"] for a in run.of_type("azure-native:authorization:RoleAssignment")}
+    assert group_id not in scopes
+    assert all(not scope.startswith(f"{group_id}/") for scope in scopes)
+    # Only the stack's own group and the sandboxes' group carry roles that can write resources.
+    writable = {
+        a.inputs["scope"]
+        for a in run.of_type("azure-native:authorization:RoleAssignment")
+        if a.inputs["roleDefinitionId"].endswith(BuiltInRole.CONTRIBUTOR.value)
+    }
+    assert writable == {resource_id("azure-dev-group"), resource_id("azure-dev-ci-sandboxes-group")}

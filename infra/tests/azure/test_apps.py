@@ -1,5 +1,7 @@
 """The two Container Apps: exposure, scale, probes, identities, and secrets only as secret references."""
 
+import re
+
 from infra.config import ENVIRONMENT_DEFAULTS, Environment
 from infra.tests.azure.conftest import (
     DEFAULT_DOMAIN,
@@ -28,10 +30,9 @@ def test_ingress_is_external_https_only(azure_run: AzureRun) -> None:
 
 
 def test_secrets_reach_the_containers_only_as_secret_references(azure_run: AzureRun) -> None:
-    generated = {
-        r.name: r for r in azure_run.run.of_type("random:index/randomPassword:RandomPassword")
-    }  # the mocks answer each password as f"mock-{name}"
-    secret_values = {f"mock-{name}" for name in generated}
+    passwords = [r.name for r in azure_run.run.of_type("random:index/randomPassword:RandomPassword")]
+    secret_values = {azure_run.generated[name] for name in passwords}
+    assert len(secret_values) == len(passwords) >= 3
     for component, expected in SECRET_VARIABLES.items():
         inputs = container_app(azure_run, component)
         declared = {secret["name"] for secret in inputs["configuration"]["secrets"]}
@@ -98,7 +99,9 @@ def test_tracking_server_environment_and_urls(azure_run: AzureRun) -> None:
     host = f"{inputs['containerAppName']}.{DEFAULT_DOMAIN}"
     assert env["MLFLOW_ALLOWED_HOSTS"] == host
     assert azure_run.run.outputs["trackingUri"] == f"https://{host}"
-    assert env["MLFLOW_DB_HOST"].startswith(f"{s}-database-server.")
+    server = azure_run.run.one("azure-native:dbforpostgresql:Server").inputs["serverName"]
+    assert re.fullmatch(rf"{s}-mlflow-[a-z0-9]{{6}}", server), server  # global: a random suffix
+    assert env["MLFLOW_DB_HOST"] == f"{server}.postgres.database.azure.com"
     assert env["MLFLOW_DB_SSLMODE"] == "require"
     assert env["MLFLOW_ARTIFACTS_DESTINATION"] == azure_run.run.outputs["artifactRoot"]
     assert {"trackingAdminPassword", "apiKey"} <= azure_run.run.secret_outputs
@@ -122,3 +125,33 @@ def test_no_model_api_until_a_model_is_pinned() -> None:
     assert api_resources == ["azure-dev-api-image"]  # the image is built (core's choice), nothing runs it
     assert result.run.outputs["apiUrl"] == ""
     assert result.run.outputs["modelUri"] == ""
+
+
+def test_each_app_waits_for_its_role_assignments_to_take_effect(azure_run: AzureRun) -> None:
+    """The first revision pulls its image (AcrPull) and the API reads its model at start: the app is
+    created only after a delay that starts once every assignment of its identity exists, and the delay
+    runs again when an assignment is replaced (its id is a trigger)."""
+    s = azure_run.stack
+    for component, purposes in (
+        ("tracking", {"artifacts", "sign-uploads", "pull"}),
+        ("api", {"artifacts", "pull"}),
+    ):
+        identity = f"{s}-{component}-identity"
+        delay = azure_run.run.named(f"{identity}-propagation")
+        assert delay.type == "time:index/sleep:Sleep"
+        assert delay.inputs["createDuration"] == "120s"
+        assignments = {f"{identity}-{purpose}" for purpose in purposes}
+        assert delay.inputs["triggers"] == {p: resource_id(f"{identity}-{p}") for p in purposes}
+        assert assignments <= azure_run.dependencies[delay.name]
+        assert delay.name in azure_run.dependencies[f"{s}-{component}-service-app"]
+
+
+def test_probes_stay_within_container_apps_limits(azure_run: AzureRun) -> None:
+    """At most 10 failures and 240 s a period (infra/azure/limits.py); the startup budget is 150 s."""
+    for component in ("tracking", "api"):
+        container = container_app(azure_run, component)["template"]["containers"][0]
+        timing = {p["type"]: (p["periodSeconds"], p["failureThreshold"]) for p in container["probes"]}
+        assert timing["Startup"] == (15, 10)
+        assert timing["Liveness"] == (30, 3)
+        if component == "api":
+            assert timing["Readiness"] == (10, 3)

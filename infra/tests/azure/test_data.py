@@ -116,11 +116,20 @@ def test_prod_database_tier_retention_and_geo_redundancy_from_config() -> None:
     assert server["backup"] == {"backupRetentionDays": 30, "geoRedundantBackup": "Enabled"}
 
 
-def test_log_retention_follows_the_environment_within_log_analytics_minimum(azure_run: AzureRun) -> None:
+def test_log_retention_follows_the_environment_within_what_log_analytics_takes(azure_run: AzureRun) -> None:
+    """PerGB2018 workspaces keep 30-730 days: dev (14) and sandbox (3) get the 30-day floor, which the
+    ingestion price already includes; prod keeps its 90. The shared table, which other clouds read, is
+    left as it is."""
     workspace = azure_run.run.one("azure-native:operationalinsights:Workspace").inputs
     wanted = ENVIRONMENT_DEFAULTS[environment_of(azure_run)].log_retention_days
-    # PerGB2018 keeps 30 to 730 days: dev (14) and sandbox (3) get the 30-day minimum, prod its 90.
-    assert workspace["retentionInDays"] == max(wanted, 30)
+    assert workspace["retentionInDays"] == max(30, wanted)
+    assert workspace["sku"] == {"name": "PerGB2018"}
+    assert {e: d.log_retention_days for e, d in ENVIRONMENT_DEFAULTS.items()} == {
+        Environment.DEV: 14,
+        Environment.STAGING: 30,
+        Environment.PROD: 90,
+        Environment.SANDBOX: 3,
+    }
     diagnostics = azure_run.run.one("azure-native:monitor:DiagnosticSetting").inputs
     assert diagnostics["workspaceId"] == resource_id(f"{azure_run.stack}-apps-logs")
     assert diagnostics["resourceUri"] == resource_id(f"{azure_run.stack}-apps-environment")
@@ -149,5 +158,6 @@ def test_every_taggable_resource_carries_the_stack_labels(azure_run: AzureRun) -
     groups = azure_run.run.of_type("azure-native:resources:ResourceGroup")
     if environment_of(azure_run) is Environment.SANDBOX:
         assert groups == []  # a sandbox deploys into the dev stack's group for sandboxes
-    else:
-        assert [g.inputs["resourceGroupName"] for g in groups] == [f"mlops-stack-{s}"]
+    else:  # the stack's resources, and its CI identities apart
+        names = [g.inputs["resourceGroupName"] for g in groups]
+        assert names == [f"mlops-stack-{s}", f"mlops-stack-{s}-ci"]
