@@ -25,7 +25,7 @@ sync: uv ## install the Python environment (.venv) from uv.lock
 
 .PHONY: test-deps
 test-deps: sync ## install what the tests start: PostgreSQL binaries, Node + Azurite
-	@scripts/install_test_deps.sh
+	@.ci/install_test_deps.sh
 
 .PHONY: local
 local: sync ## run MLflow + the example model + the model API on this machine
@@ -44,7 +44,7 @@ lint: sync ## ruff, mypy, hadolint
 
 .PHONY: bench
 bench: sync ## our model API vs `mlflow models serve` on the same model
-	$(UV) run --frozen --all-groups python -m scripts.bench
+	$(UV) run --frozen --all-groups python -m bench
 
 .PHONY: preview
 preview: sync ## pulumi preview --diff for STACK (needs the Pulumi CLI and cloud login)

@@ -312,10 +312,6 @@ class ModelPin:
     version: int
     source: str  # artifact-store URI of the version's model directory, e.g. gs://bucket/mlflow/1/models/m-…
 
-    @property
-    def registry_uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
 
 @dataclass(frozen=True)
 class StackSettings:

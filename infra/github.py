@@ -17,8 +17,7 @@ Sandbox stacks make no CI identity.
 """
 
 from enum import StrEnum
-
-from infra.config import Environment, StackSettings
+from typing import Protocol
 
 ISSUER = "https://token.actions.githubusercontent.com"
 SANDBOX_ENVIRONMENT = "sandbox"  # the GitHub environment sandbox jobs run in
@@ -44,14 +43,31 @@ def branch_subject(repository: str, branch: str) -> str:
     return f"repo:{repository}:ref:refs/heads/{branch}"
 
 
-def trusted_subjects(settings: StackSettings) -> dict[CiRole, str]:
+class TrustSettings(Protocol):
+    """What of a stack's settings decides its CI trust (`infra.config.StackSettings` has all of it)."""
+
+    @property
+    def github_repository(self) -> str: ...
+    @property
+    def github_environment(self) -> str: ...
+    @property
+    def github_branch(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def hosts_sandboxes(self) -> bool: ...
+    @property
+    def is_sandbox(self) -> bool: ...
+
+
+def trusted_subjects(settings: TrustSettings) -> dict[CiRole, str]:
     """The one OIDC subject each CI identity of this stack trusts (empty for a sandbox: it makes none)."""
     if settings.is_sandbox:
         return {}
     repository = settings.github_repository
     preview = (
         branch_subject(repository, settings.github_branch)
-        if settings.environment is Environment.PROD
+        if settings.environment == "prod"
         else pull_request_subject(repository)
     )
     subjects = {

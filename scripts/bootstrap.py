@@ -24,8 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.pulumi_cli import AutomationPulumi, PulumiCli, PulumiError
-from scripts.state_backends import BootstrapError, StateBackend
+from mlops_stack.pulumi_cli import AutomationPulumi, PulumiCli, PulumiError
+from mlops_stack.state_backends import BootstrapError, StateBackend
 
 CLOUDS = ("gcp", "aws", "azure")
 ENVIRONMENTS = ("dev", "staging", "prod", "sandbox")
@@ -94,7 +94,7 @@ def ensure_backend(args: argparse.Namespace, environment: str) -> StateBackend:
     if args.cloud == "aws":
         import boto3
 
-        from scripts.state_backends.aws import ensure_aws_backend
+        from mlops_stack.state_backends.aws import ensure_aws_backend
 
         s3, kms = boto3.client("s3", region_name=args.region), boto3.client("kms", region_name=args.region)
         return ensure_aws_backend(
@@ -103,7 +103,7 @@ def ensure_backend(args: argparse.Namespace, environment: str) -> StateBackend:
     if args.cloud == "gcp":
         from google.cloud import storage
 
-        from scripts.state_backends.gcp import CloudKmsKeys, ensure_gcp_backend
+        from mlops_stack.state_backends.gcp import CloudKmsKeys, ensure_gcp_backend
 
         client = storage.Client(project=args.project)
         return ensure_gcp_backend(
@@ -118,8 +118,8 @@ def ensure_backend(args: argparse.Namespace, environment: str) -> StateBackend:
     from azure.identity import DefaultAzureCredential
     from azure.storage.blob import BlobServiceClient
 
-    from scripts.state_backends.azure import ensure_azure_backend
-    from scripts.state_backends.azure_arm import ArmManagement
+    from mlops_stack.state_backends.azure import ensure_azure_backend
+    from mlops_stack.state_backends.azure_arm import ArmManagement
 
     blobs = BlobServiceClient(
         f"https://{args.storage_account}.blob.core.windows.net", DefaultAzureCredential()

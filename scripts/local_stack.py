@@ -28,9 +28,8 @@ from typing import IO
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from scripts import example_model
-from scripts.promote import CHAMPION_ALIAS, PromotionError, promote, version_by_alias
-from scripts.tracking_server import (
+from mlops_stack import example_model
+from mlops_stack.local_mlflow import (
     ADMIN_USERNAME,
     ServerStartError,
     TrackingServerFiles,
@@ -40,6 +39,7 @@ from scripts.tracking_server import (
     wait_until_healthy,
     write_secret_file,
 )
+from scripts.promote import CHAMPION_ALIAS, PromotionError, promote, version_by_alias
 from scripts.train import DEFAULT_MODEL_NAME, train_and_register
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

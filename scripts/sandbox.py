@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import SANDBOX_STACK
-from scripts.pulumi_cli import PROJECT, AutomationPulumi, PulumiCli, PulumiError, StackLockedError
+from mlops_stack.pulumi_cli import PROJECT, AutomationPulumi, PulumiCli, PulumiError, StackLockedError
 
 CLOUDS = ("gcp", "aws", "azure")
 ENVIRONMENT_KEY = f"{PROJECT}:environment"

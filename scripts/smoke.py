@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from scripts.pulumi_cli import AutomationPulumi, PulumiCli, PulumiError
+from mlops_stack.pulumi_cli import AutomationPulumi, PulumiCli, PulumiError
 
 TRACKING_USERNAME = "admin"
 MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"

@@ -19,7 +19,7 @@ from mlflow.environment_variables import MLFLOW_TRACKING_URI
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from scripts import example_model
+from mlops_stack import example_model
 
 DEFAULT_MODEL_NAME = "throughput"
 DEFAULT_EXPERIMENT = "throughput"

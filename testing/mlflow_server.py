@@ -1,7 +1,7 @@
 """A real MLflow tracking server with basic auth on, shared by the tests of one session.
 
 SQLite backend and proxied artifacts in a temporary directory, a free 127.0.0.1 port, and a generated admin
-password: the same server `make local` runs (see `scripts.tracking_server`). Tests that register models
+password: the same server `make local` runs (see `mlops_stack.local_mlflow`). Tests that register models
 should use their own model names, since the server lives for the whole session.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.tracking_server import (
+from mlops_stack.local_mlflow import (
     ADMIN_USERNAME,
     ServerStartError,
     TrackingServerFiles,
@@ -20,7 +20,7 @@ from scripts.tracking_server import (
     stop_process_group,
     wait_until_healthy,
 )
-from testing.ports import free_port
+from mlops_stack.ports import free_port
 
 
 @dataclass(frozen=True)

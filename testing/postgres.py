@@ -26,12 +26,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from testing.ports import free_port
+from mlops_stack.ports import free_port
 
 SUPERUSER = "mlops_test_admin"
 UNPRIVILEGED_USERS = ("postgres", "nobody")
 INSTALL_HINT = (
-    "install the PostgreSQL server binaries: scripts/install_test_deps.sh (or apt-get install postgresql)"
+    "install the PostgreSQL server binaries: .ci/install_test_deps.sh (or apt-get install postgresql)"
 )
 
 

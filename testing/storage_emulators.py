@@ -30,7 +30,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from moto.server import ThreadedMotoServer
 
-from testing.ports import free_port, wait_for_port
+from mlops_stack.ports import free_port, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BLOB = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
@@ -174,9 +174,9 @@ def gcs_emulator() -> Iterator[GcsEmulator]:
 def azurite_blob() -> Iterator[AzuriteBlob]:
     """Azurite's blob service (in memory) on a free loopback port, with a generated account key."""
     if shutil.which("node") is None:
-        pytest.skip("Azurite needs Node.js, which is not installed: run scripts/install_test_deps.sh")
+        pytest.skip("Azurite needs Node.js, which is not installed: run .ci/install_test_deps.sh")
     if not AZURITE_BLOB.exists():
-        pytest.fail(f"{AZURITE_BLOB} is missing: run scripts/install_test_deps.sh (npm ci)")
+        pytest.fail(f"{AZURITE_BLOB} is missing: run .ci/install_test_deps.sh (npm ci)")
     port = free_port()
     key = base64.b64encode(secrets.token_bytes(64)).decode()
     workspace = Path(tempfile.mkdtemp(prefix="mlops-azurite-"))

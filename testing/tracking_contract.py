@@ -36,7 +36,7 @@ import requests
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from testing.ports import free_port
+from mlops_stack.ports import free_port
 from testing.storage_emulators import StorageEmulator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

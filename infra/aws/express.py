@@ -102,8 +102,6 @@ class ExpressServiceArgs:
 
 class ExpressService(pulumi.ComponentResource):
     url: pulumi.Output[str]
-    task_role_arn: pulumi.Output[str]
-    execution_role_arn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ExpressServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -206,8 +204,6 @@ class ExpressService(pulumi.ComponentResource):
             ),
         )
         self.url = service.ingress_paths.apply(_public_url)
-        self.task_role_arn = task_role.arn
-        self.execution_role_arn = execution_role.arn
         self.register_outputs({"url": self.url})
 
     def _role(

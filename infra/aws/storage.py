@@ -28,7 +28,6 @@ class ArtifactStoreArgs:
 class ArtifactStore(pulumi.ComponentResource):
     """Bucket, its key, and the sub-resources that make it private, durable and TLS-only."""
 
-    bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
     key_arn: pulumi.Output[str]
     artifact_root: pulumi.Output[str]
@@ -135,7 +134,6 @@ class ArtifactStore(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),
         )
 
-        self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.key_arn = key.arn
         self.artifact_root = pulumi.Output.concat("s3://", bucket.bucket, f"/{ARTIFACT_PREFIX}")

@@ -4,7 +4,7 @@ Every name the program gives an Azure resource (length and characters), every nu
 range and every combination Azure restricts, with the page that says so. `infra/tests/azure/test_limits.py`
 runs every example stack and stacks with the longest names config accepts against this table. The program
 reads its name lengths from here (`name_limit`), `infra.config` reads `CONSUMPTION_SIZES` to refuse container
-sizes before any resource is registered, and `scripts/state_backends/azure.py` checks bootstrap's names
+sizes before any resource is registered, and `mlops_stack/state_backends/azure.py` checks bootstrap's names
 against `STATE_RULES`.
 
 Names: https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules (`NAMES_DOC`)

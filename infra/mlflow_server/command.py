@@ -89,7 +89,7 @@ def auth_config_text(settings: ServerSettings) -> str:
 
 
 def basic_auth_config(database_uri: str, admin_username: str) -> str:
-    """MLflow's basic-auth config, the same for the image and the local stack (scripts/tracking_server.py).
+    """MLflow's basic-auth config, the same for the image and the local stack (mlops_stack/local_mlflow.py).
 
     MLflow reads it with `configparser`, whose interpolation treats `%` specially, and SQLAlchemy's
     escaping produces `%XX` sequences, hence the doubling. The admin password is not in it: MLflow takes

@@ -161,7 +161,7 @@ def test_the_model_pin_needs_both_halves_and_this_clouds_store():
     assert any("expected gs://" in p for p in problems_of(wrong_store))
     pinned = settings_from({**wrong_store, "mlops-stack:modelSource": "gs://b/mlflow/1/models/m-1/artifacts"})
     assert pinned.model is not None
-    assert pinned.model.registry_uri == "models:/throughput/3"
+    assert (pinned.model.name, pinned.model.version) == ("throughput", 3)
 
 
 def test_iam_auth_is_gcp_only():

@@ -29,15 +29,15 @@ from google.cloud import storage
 from requests.adapters import HTTPAdapter
 from urllib3.response import HTTPResponse
 
+from mlops_stack.state_backends import BootstrapError, StateBackend
+from mlops_stack.state_backends.aws import ensure_aws_backend
+from mlops_stack.state_backends.azure import ensure_azure_backend, ensure_container
+from mlops_stack.state_backends.azure_arm import ArmManagement
+from mlops_stack.state_backends.gcp import CloudKmsKeys, CloudServiceUsage, ensure_gcp_backend
 from scripts import bootstrap
-from scripts.state_backends import BootstrapError, StateBackend
-from scripts.state_backends.aws import ensure_aws_backend
-from scripts.state_backends.azure import ensure_azure_backend, ensure_container
-from scripts.state_backends.azure_arm import ArmManagement
-from scripts.state_backends.gcp import CloudKmsKeys, CloudServiceUsage, ensure_gcp_backend
 from scripts.tests.fake_arm import OPERATOR, SUBSCRIPTION, TENANT, FakeArmService, FakeCredential
 from scripts.tests.fake_google_apis import FakeGoogleApis
-from scripts.tests.fake_pulumi import FakePulumi
+from testing.fake_pulumi import FakePulumi
 from testing.storage_emulators import AzuriteBlob, GcsEmulator, S3Emulator
 
 REGION: Any = "eu-west-1"  # Any: the stubs type regions as literals

@@ -30,8 +30,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from infra.tests.paths import REPOSITORY_ROOT
+from mlops_stack.pulumi_cli import AutomationPulumi
 from scripts import promote, sandbox, smoke, train
-from scripts.pulumi_cli import AutomationPulumi
 
 CLOUD = os.environ.get("MLOPS_STACK_CLOUD_TEST", "")
 REQUIRED_ENVIRONMENT = ("MLOPS_STACK_CLOUD_CONFIG", "PULUMI_BACKEND_URL", "PULUMI_SECRETS_PROVIDER")

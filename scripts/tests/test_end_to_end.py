@@ -7,14 +7,14 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from scripts import example_model
+from mlops_stack import example_model
+from mlops_stack.local_mlflow import stop_process_group, wait_until_healthy
+from mlops_stack.ports import free_port
 from scripts.local_stack import start_model_api
 from scripts.promote import CHAMPION_ALIAS, promote, version_by_alias
 from scripts.tests.sizes import SMALL
-from scripts.tracking_server import stop_process_group, wait_until_healthy
 from scripts.train import train_and_register
 from testing.mlflow_server import MlflowServer
-from testing.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.tracking_server import stop_process_group
-from testing.ports import free_port
+from mlops_stack.local_mlflow import stop_process_group
+from mlops_stack.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_stack.pulumi_cli import PulumiError
 from scripts import sandbox
-from scripts.pulumi_cli import PulumiError
 from scripts.sandbox import NotASandboxError, SandboxError
-from scripts.tests.fake_pulumi import FakeBackend, FakePulumi
+from testing.fake_pulumi import FakeBackend, FakePulumi
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PAST = "2026-11-23T11:59:59Z"

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlops_stack.ports import free_port, wait_for_port
 from scripts import smoke
-from scripts.tests.fake_pulumi import FakePulumi
+from testing.fake_pulumi import FakePulumi
 from testing.mlflow_server import MlflowServer
 from testing.model_fixtures import LoggedModel
-from testing.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ import mlflow.pyfunc
 import pytest
 from mlflow.tracking import MlflowClient
 
-from scripts import example_model
-from scripts.example_model import SKOPS_TRUSTED_TYPES
+from mlops_stack import example_model
+from mlops_stack.example_model import SKOPS_TRUSTED_TYPES
 from scripts.tests.sizes import SMALL
 from scripts.train import CHALLENGER_ALIAS, main, train_and_register
 from testing.mlflow_server import MlflowServer

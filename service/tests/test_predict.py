@@ -2,7 +2,7 @@
 
 from fastapi.testclient import TestClient
 
-from scripts.example_model import FEATURES
+from mlops_stack.example_model import FEATURES
 
 
 def test_openapi_shows_feature_names_and_types(client: TestClient) -> None:

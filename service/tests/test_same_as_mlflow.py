@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from mlops_stack.ports import free_port
 from testing.model_fixtures import LoggedModel
-from testing.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import httpx
 import orjson
 import pytest
 
+from mlops_stack.ports import free_port
 from testing.model_fixtures import LoggedModel
-from testing.ports import free_port
 
 pytestmark = pytest.mark.slow
 

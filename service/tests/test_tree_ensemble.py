@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
-from scripts.example_model import train
+from mlops_stack.example_model import train
 from service.tree_ensemble import probe_rows, tree_ensemble_predictor
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from scripts.pulumi_cli import PROJECT, SECRET, PulumiError, StackLockedError
+from mlops_stack.pulumi_cli import PROJECT, SECRET, PulumiError, StackLockedError
 
 Program = Callable[[Mapping[str, str]], dict[str, Any]]
 SECRET_OUTPUTS = frozenset({"trackingAdminPassword", "apiKey"})

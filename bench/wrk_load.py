@@ -1,4 +1,4 @@
-"""Load through wrk, when it is installed: the same closed-loop measurement as scripts/load_generator.py,
+"""Load through wrk, when it is installed: the same closed-loop measurement as bench/load_generator.py,
 from a C client that costs the server's CPUs less.
 
 A Lua script makes wrk POST our body and print one JSON line of what it measured. wrk is bounded by time
@@ -14,9 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts.load_generator import LoadResult
+from bench.load_generator import LoadResult
 
-PERCENTILES = (50.0, 99.0)
 _SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

@@ -6,12 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts.wrk_load import run_wrk, wrk_available
-from testing.ports import free_port
+from bench.wrk_load import run_wrk, wrk_available
+from mlops_stack.ports import free_port
 
-pytestmark = pytest.mark.skipif(
-    not wrk_available(), reason="wrk is not installed (scripts/install_test_deps.sh)"
-)
+pytestmark = pytest.mark.skipif(not wrk_available(), reason="wrk is not installed (.ci/install_test_deps.sh)")
 
 
 class _Counting(http.server.BaseHTTPRequestHandler):

@@ -5,7 +5,7 @@ implementation, on Pulumi's Automation API (`pulumi.automation`, part of the `pu
 what `up` and `destroy` do into the log as they do it, and turns the CLI's failures into typed errors
 (`StackLockedError` for a stack another run is updating). The Automation API drives the `pulumi` CLI, which
 cannot be installed on every machine (our test machines among them), so tests use a fake that models the
-real split of responsibilities (`scripts/tests/fake_pulumi.py`):
+real split of responsibilities (`testing/fake_pulumi.py`):
 
 - a stack's **config** lives in the checkout's stack file (`stacks/Pulumi.<stack>.yaml`, `stackConfigDir`),
   next to the `secretsprovider:` line `stack init --secrets-provider` writes there; another checkout of

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.pulumi_cli import AutomationPulumi, PulumiError, StackLockedError
+from mlops_stack.pulumi_cli import AutomationPulumi, PulumiError, StackLockedError
 
 # Answers like the real CLI's --json output; records every call. Messages are the CLI's own
 # (the DIY lock text is what pulumi.automation.errors matches: "the stack is currently locked by").

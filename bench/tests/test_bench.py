@@ -2,8 +2,8 @@
 
 import asyncio
 
-from scripts.bench import ServerRun, format_table
-from scripts.load_generator import LoadResult, post_request, run_load
+from bench.compare import ServerRun, format_table
+from bench.load_generator import LoadResult, post_request, run_load
 
 
 async def serve_every_third_failing(port_box: list[int], served: list[int]) -> asyncio.Server:

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from google.api_core import exceptions as google_errors
 from google.cloud import storage
 
-from scripts.state_backends import MARKER_KEY, MARKER_VALUE, BootstrapError, StateBackend
+from mlops_stack.state_backends import MARKER_KEY, MARKER_VALUE, BootstrapError, StateBackend
 
 PROJECT_LABEL = "mlops-stack-project"
 """Label naming the project the bucket was made for: a readable bucket of another team is not adopted."""

@@ -3,7 +3,7 @@
 The 50-tree example model is logged and registered in a throwaway local MLflow store (no server), then
 each server in turn is started on a free 127.0.0.1 port from `models:/throughput/1`, timed from process
 start to its first good prediction, driven at several concurrencies with the same requests (bounded in
-requests and time by scripts/load_generator.py, rotating through them; by time only with wrk, which is
+requests and time by bench/load_generator.py, rotating through them; by time only with wrk, which is
 used when installed and sends the first request body), and watched for peak memory (PSS of the process and
 all its children). Prints one table with the ratios ours/mlflow. Each server runs with its default
 worker count.
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import orjson
 
-from scripts.load_generator import LoadResult, post_request, run_load
-from scripts.wrk_load import run_wrk, wrk_available
-from testing.model_fixtures import log_example_model
-from testing.ports import free_port
+from bench.load_generator import LoadResult, post_request, run_load
+from bench.wrk_load import run_wrk, wrk_available
+from mlops_stack.example_model import log_example_model
+from mlops_stack.ports import free_port
 
 CONCURRENCIES = (1, 8, 32)
 SECONDS_PER_LEVEL = 6.0
@@ -221,10 +221,6 @@ def main() -> None:
         print()
         print(
             f"Model: RandomForestRegressor, 50 trees; 1-row dataframe_split requests; {os.cpu_count()} CPUs; "
-            f"load from {'wrk' if wrk_available() else 'scripts/load_generator.py'}."
+            f"load from {'wrk' if wrk_available() else 'bench/load_generator.py'}."
         )
         print(format_table(runs["mlflow"], runs["ours"]))
-
-
-if __name__ == "__main__":
-    main()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 LOCAL_ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
 BIN = Path(sys.executable).parent

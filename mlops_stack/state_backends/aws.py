@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from scripts.state_backends import MARKER_KEY, MARKER_VALUE, BootstrapError, StateBackend
+from mlops_stack.state_backends import MARKER_KEY, MARKER_VALUE, BootstrapError, StateBackend
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

@@ -32,7 +32,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import HttpTransport
 
-from scripts.state_backends import MARKER_KEY, MARKER_VALUE, BootstrapError
+from mlops_stack.state_backends import MARKER_KEY, MARKER_VALUE, BootstrapError
 
 SOFT_DELETE_DAYS = 30
 VAULT_SOFT_DELETE_DAYS = 90

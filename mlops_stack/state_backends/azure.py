@@ -20,7 +20,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
 from infra.azure.limits import STATE_RULES
-from scripts.state_backends import BootstrapError, StateBackend
+from mlops_stack.state_backends import BootstrapError, StateBackend
 
 CONTAINER_MARKER = {"mlops_stack_role": "pulumi_state"}
 """Blob metadata keys must be C# identifiers, hence underscores where tags and labels use dashes."""
