@@ -109,7 +109,7 @@ def test_every_problem_is_reported_at_once_with_how_to_fix_it():
         "gcp:project: is not set; pulumi config set gcp:project",
         "gcp:region: is not set",
         "mlops-stack:githubRepository: 'not a repo' is malformed",
-        "mlops-stack:apiCpu: 3 CPUs is not a size this cloud offers; Cloud Run takes 1, 2, 4 or 8 CPUs",
+        "mlops-stack:apiCpu: 3 CPUs is not a size this cloud offers; Cloud Run takes 1 CPU with 512-4096 MiB",
         "mlops-stack:trackingMinInstances: 5 is more than trackingMaxInstances (2)",
         "mlops-stack:protect: 'maybe' is not true or false",
         "mlops-stack:apiImage: 'my-image:latest' is malformed; expected an image pinned by digest",
