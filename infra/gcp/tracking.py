@@ -45,8 +45,9 @@ class TrackingServiceArgs:
 
 class TrackingService(pulumi.ComponentResource):
     """MLflow with basic auth, PostgreSQL through Cloud Run's Cloud SQL connection, artifacts proxied to the
-    bucket. Its account may write objects in this bucket, read its own three secrets and connect to this
-    database instance, and nothing else."""
+    bucket over HTTP/2 end to end, large uploads straight to the bucket through part URLs it signs with IAM.
+    Its account may write objects in this bucket, read its own three secrets, connect to this database
+    instance and sign as itself, and nothing else."""
 
     url: pulumi.Output[str]
 
