@@ -11,12 +11,17 @@ and with both hosts Cloud Run serves the service at.
 """
 
 import hashlib
+import os
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
+from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
 
 from infra.tests.gcp.conftest import PROJECT_NUMBER, REGION, STACKS, run_gcp
 from testing.postgres import PostgresDatabase
@@ -91,6 +96,22 @@ def large_artifact_over_http2(server: RunningServer) -> None:
     print(f"\n40 MiB up and down over h2c: {time.monotonic() - started:.1f}s")
 
 
+def a_default_client_sends_600_mib_in_parts_and_40_mib_through_the_server(server: RunningServer) -> None:
+    """Why both mechanisms: MLflow's own client, with no setting, asks this server's /server-info and uploads
+    files from its multipart threshold (500 MB) up in parts to URLs the server signs (test_upload_signing.py),
+    smaller ones through the server (the HTTP/2 check above)."""
+    credentials = {"MLFLOW_TRACKING_USERNAME": server.username, "MLFLOW_TRACKING_PASSWORD": server.password}
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, credentials):
+        for mib, in_parts in ((600, True), (40, False)):
+            model = Path(tmp, f"model-{mib}.bin")
+            with model.open("wb") as handle:
+                handle.truncate(mib * MIB)  # sparse: the size is real, writing it costs nothing
+            repo = MlflowArtifactsRepository(
+                "mlflow-artifacts:/0/run/artifacts", tracking_uri=server.base_url
+            )
+            assert repo._should_multipart_upload(str(model)) is in_parts, f"{mib} MiB"
+
+
 def both_cloud_run_hosts_are_accepted(server: RunningServer) -> None:
     """MLflow's host check and CORS take the deterministic and the hash-based URL; other hosts are refused."""
     url = "/api/2.0/mlflow/experiments/search?max_results=1"
@@ -135,6 +156,9 @@ def test_tracking_service_environment_runs_the_real_server(
         storage=gcs_emulator,
         extra_checks={
             "40 MiB artifact up and down over HTTP/2 (h2c), as Cloud Run sends it": large_artifact_over_http2,
+            "MLflow's client: 600 MiB in signed parts, 40 MiB through the server": (
+                a_default_client_sends_600_mib_in_parts_and_40_mib_through_the_server
+            ),
             "both Cloud Run URLs pass the host check and CORS, no other": both_cloud_run_hosts_are_accepted,
         },
     )

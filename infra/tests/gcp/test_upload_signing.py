@@ -30,7 +30,6 @@ from google.cloud import storage
 from google.oauth2 import service_account
 from mlflow.environment_variables import (
     MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE,
-    MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE,
 )
 from mlflow.store.artifact.gcs_artifact_repo import GCSArtifactRepository
 
@@ -213,15 +212,6 @@ def model_600_mib(tmp_path: Path) -> Path:
     with path.open("wb") as handle:
         handle.truncate(600 * MIB)
     return path
-
-
-def test_a_default_client_sends_600_mib_as_multipart_and_40_mib_through_the_server(
-    model_600_mib: Path,
-) -> None:
-    # MLflow's client goes multipart at this size when the server advertises it, which it does for GCS;
-    # 40 MiB stays a single proxied PUT (32 MiB over Cloud Run's HTTP/1 cap, hence h2c: test_contract.py).
-    threshold = MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE.get()
-    assert model_600_mib.stat().st_size >= threshold > 40 * MIB > 32 * MIB
 
 
 def test_without_the_hook_metadata_credentials_cannot_sign_part_urls(
