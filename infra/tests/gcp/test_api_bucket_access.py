@@ -1,4 +1,4 @@
-"""The model API's bucket grant (objectViewer, conditioned on its model's prefix) against what its loader does.
+"""The model API's bucket grant (objectViewer, conditioned on its model's prefix) against what it loads.
 
 The real loader (`service.model_loading.load_served_model`, MLflow's GCS repository) loads the example model
 from the GCS emulator, under the object names the stack pins. Every request it sends is turned into the IAM
@@ -82,16 +82,13 @@ def test_the_api_loads_its_model_under_its_prefix_only_grant(
         checks.append(iam_check(request.method or "", request.url or ""))
         return original(adapter, request, **kwargs)
 
-    api_env = {
-        "MODEL_URI": run.outputs["modelUri"],
-        "STORAGE_EMULATOR_HOST": gcs_emulator.endpoint_url,
-        "GOOGLE_CLOUD_PROJECT": "mlops-test",
-    }
+    emulator = {"STORAGE_EMULATOR_HOST": gcs_emulator.endpoint_url, "GOOGLE_CLOUD_PROJECT": "mlops-test"}
     with (
-        mock.patch.dict(os.environ, api_env),
+        mock.patch.dict(os.environ, emulator),
         mock.patch.object(requests.adapters.HTTPAdapter, "send", recording),
     ):
-        served = load_served_model(Settings())
+        # MODEL_URI as the stack sets it on the API service.
+        served = load_served_model(Settings(model_uri=run.outputs["modelUri"]))
     assert served.column_names, "the model did not load"
 
     assert checks, "the loader sent nothing to Cloud Storage"
