@@ -154,8 +154,9 @@ class TrackingService(pulumi.ComponentResource):
                                 name="cloudsql", mount_path=CLOUD_SQL_SOCKETS
                             )
                         ],
-                        # uvicorn opens the port once MLflow's migrations and app are ready; HTTP probes
-                        # are for HTTP/1 services only, and Cloud Run has no TCP liveness probe.
+                        # `mlflow server` migrates the database and creates the admin before it starts
+                        # uvicorn, so an open port means a migrated server. HTTP probes are for HTTP/1
+                        # services only, and Cloud Run has no TCP liveness probe.
                         **cloud_run.tcp_startup_probe(
                             TRACKING_PORT, STARTUP_PROBE_PERIOD_SECONDS, STARTUP_PROBE_FAILURES
                         ),
