@@ -27,14 +27,13 @@ def check_model_source(settings: StackSettings) -> None:
     source = urlsplit(settings.model.source)
     bucket = artifact_bucket_name(settings)
     if source.netloc != bucket or not source.path.strip("/").startswith(f"{ARTIFACT_PREFIX}/"):
-        raise ConfigError(
-            settings.stack,
-            [
-                f"{PROJECT}:modelSource: {settings.model.source!r} is not under this stack's artifact root "
-                f"gs://{bucket}/{ARTIFACT_PREFIX}; pin a version registered on this stack's tracking server: "
-                'scripts/promote.py --print-pin --artifacts-destination "$(pulumi stack output artifactRoot)"'
-            ],
+        problem = (
+            f"{PROJECT}:modelSource: {settings.model.source!r} is not under this stack's artifact root "
+            f"gs://{bucket}/{ARTIFACT_PREFIX}; pin a version registered on this stack's tracking server: "
+            'scripts/promote.py --print-pin --artifacts-destination "$(pulumi stack output artifactRoot)"'
         )
+        # RunError: Pulumi prints the message alone, as infra/__main__.py does for config problems.
+        raise pulumi.RunError(str(ConfigError(settings.stack, [problem])))
 
 
 def build_platform(settings: StackSettings) -> PlatformOutputs:

@@ -1,5 +1,6 @@
 """GCP-specific config errors stop the program before the mocks see a single resource or invoke."""
 
+import pulumi
 import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
@@ -8,7 +9,7 @@ from infra.tests.gcp.conftest import config_for
 from testing.pulumi_program import run_program
 
 
-def fails_before_anything(config: dict[str, str]) -> str:
+def fails_before_anything(config: dict[str, str], error: type[Exception] = ConfigError) -> str:
     seen: list[str] = []
 
     def record_resource(args: MockResourceArgs) -> dict[str, str]:
@@ -19,7 +20,7 @@ def fails_before_anything(config: dict[str, str]) -> str:
         seen.append(args.token)
         return {}
 
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(error) as raised:
         run_program(config, "gcp-dev", record_resource, record_call)
     assert seen == []
     return str(raised.value)
@@ -107,7 +108,8 @@ def test_a_model_outside_the_stacks_bucket_is_refused() -> None:
     """The API's grant covers its own bucket's model prefix: a pin elsewhere (another stack's bucket, which
     would cross environments) would only fail at the API's first start."""
     other = "gs://acme-ml-gcp-prod-mlflow/mlflow/1/models/m-1/artifacts"
-    message = fails_before_anything(config_for("dev", modelVersion="3", modelSource=other))
+    message = fails_before_anything(config_for("dev", modelVersion="3", modelSource=other), pulumi.RunError)
+    assert message.startswith("stack 'gcp-dev' has 1 config problem(s):")
     assert (
         f"modelSource: '{other}' is not under this stack's artifact root gs://acme-ml-gcp-dev-mlflow/mlflow"
         in (message)
