@@ -1,4 +1,4 @@
-"""The h2c protocol the tracking server runs on Cloud Run: uvicorn's own, with bodyless HTTP/2 requests completed.
+"""The tracking server's h2c protocol on Cloud Run: uvicorn's own, with bodyless HTTP/2 requests completed.
 
 A real uvicorn server on loopback, a real HTTP/2 client speaking prior knowledge (as Cloud Run's front end
 does to an `h2c` port), and an ASGI app that reads the request body before answering, as MLflow's Flask
@@ -67,6 +67,6 @@ def test_the_h2c_protocol_answers_http2_gets_posts_and_http1() -> None:
 
 
 def test_uvicorns_stock_http2_protocol_still_leaves_bodyless_requests_waiting() -> None:
-    """uvicorn 0.54 (pinned in pyproject.toml for this reason): if this starts passing requests, drop h2c.py."""
+    """uvicorn 0.54 (pinned in pyproject.toml for this reason): once this answers, drop h2c.py."""
     with serving(http="zttp", http2=True) as url, h2c_client(url) as client, pytest.raises(httpx.ReadTimeout):
         client.get("/api/2.0/mlflow/experiments/search?max_results=1")
