@@ -92,17 +92,39 @@ class SizeRule:
     explain: str
     # Where the sizes are not evenly spaced (Fargate's 0.25 vCPU: 512, 1024 or 2048 MiB): cpu -> the sizes.
     memory_choices: Callable[[float], frozenset[int]] | None = None
+    # The tracking server's default memory where it must differ from default_memory_mib.
+    default_tracking_memory_mib: int | None = None
 
+
+# Cloud Run services, by whole CPUs (fractions force concurrency 1 and the first-generation environment):
+# the memory each accepts, in MiB. https://cloud.google.com/run/docs/configuring/services/cpu ("4 vCPU: 2 to
+# 16 GiB, 6 vCPU: 4 to 24 GiB, 8 vCPU: 4 to 32 GiB", 1 and 2 vCPU up to 4 and 8 GiB) and
+# https://cloud.google.com/run/docs/configuring/services/memory-limits (at least 512 MiB in the second-
+# generation environment; more than 4/8/16/24 GiB needs 2/4/6/8 CPUs).
+CLOUD_RUN_MEMORY_MIB: Mapping[int, tuple[int, int]] = {
+    1: (512, 4096),
+    2: (512, 8192),
+    4: (2048, 16384),
+    6: (4096, 24576),
+    8: (4096, 32768),
+}
+CLOUD_RUN_MEMORY_DOC = "https://cloud.google.com/run/docs/configuring/services/cpu"
+# The tracking server stages every proxied artifact (uploads below MLflow's 500 MB multipart threshold,
+# downloads of any size) in its filesystem, which Cloud Run keeps in the instance's memory (memory-limits
+# page: "writing files to the filesystem" counts). 2 GiB: ~500 MiB for the server and a 600 MiB model in
+# flight with room to spare; raise trackingMemoryMiB for bigger models.
+CLOUD_RUN_TRACKING_MEMORY_MIB = 2048
 
 SIZE_RULES: Mapping[Cloud, SizeRule] = {
-    # Cloud Run: whole CPUs (fractions force concurrency 1); memory per CPU from infra/gcp/limits.py.
     Cloud.GCP: SizeRule(
-        cpus=(1, 2, 4, 8),
-        memory_mib=lambda cpu: (*_cloud_run_memory(int(cpu)), 128),
+        cpus=tuple(CLOUD_RUN_MEMORY_MIB),
+        memory_mib=lambda cpu: (*CLOUD_RUN_MEMORY_MIB[int(cpu)], 128),
         default_cpu=1,
         default_memory_mib=1024,
-        explain="Cloud Run takes 1 CPU with 512-4096 MiB, 2 with 512-8192, 4 with 2048-16384, 8 with "
-        "4096-32768, in 128 MiB steps (cloud.google.com/run/docs/configuring/services/memory-limits)",
+        explain="Cloud Run takes "
+        + ", ".join(f"{cpu} CPU with {low}-{high} MiB" for cpu, (low, high) in CLOUD_RUN_MEMORY_MIB.items())
+        + f", in 128 MiB steps ({CLOUD_RUN_MEMORY_DOC})",
+        default_tracking_memory_mib=CLOUD_RUN_TRACKING_MEMORY_MIB,
     ),
     # ECS Express Mode runs Fargate tasks, so a size must be a Fargate task size (https://docs.aws.amazon.com/
     # AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size) that Express Mode also
@@ -144,12 +166,6 @@ def _consumption_memory(cpu: float) -> int:
     from infra.azure.limits import CONSUMPTION_SIZES
 
     return int(CONSUMPTION_SIZES[cpu] * 1024)
-
-
-def _cloud_run_memory(cpu: int) -> tuple[int, int]:
-    from infra.gcp.limits import CLOUD_RUN_MEMORY_MIB
-
-    return CLOUD_RUN_MEMORY_MIB[cpu]
 
 
 # Provider keys that hold the region (and, on GCP, the project), by cloud.
@@ -240,6 +256,11 @@ DATABASE_TIERS: Mapping[Cloud, tuple[re.Pattern[str], str]] = {
     Cloud.AWS: (re.compile(r"^(serverless|db\.[a-z0-9]+\.[a-z0-9]+)$"), "serverless"),
     Cloud.AZURE: (re.compile(r"^Standard_[A-Za-z0-9_]+$"), "Standard_B1ms"),
 }
+# "6 to 30 lowercase letters, digits, or hyphens. It must start with a letter. Trailing hyphens are
+# prohibited." (https://cloud.google.com/resource-manager/reference/rest/v1/projects). Names the stack derives
+# from it are hashed to their own limits (infra/gcp/limits.py, proven with a 30-character id).
+GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")  # europe-west1, us-central1, northamerica-northeast2
 # The one definition of a sandbox's name; scripts/sandbox.py's destroy guard uses it too.
 SANDBOX_STACK = re.compile(r"^(?P<cloud>gcp|aws|azure)-sandbox-(?P<id>[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?)$")
 
@@ -461,9 +482,19 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
                 key, "is not set", f"pulumi config set {key} <value> (the stack's {key.split(':')[1]})"
             )
         elif key == "gcp:project":
-            gcp_project = value
+            if GCP_PROJECT_ID.fullmatch(value):
+                gcp_project = value
+            else:
+                check.fail(
+                    key,
+                    f"{value!r} is not a project id",
+                    "give the project's id (6-30 lowercase letters, digits or '-', starting with a letter, "
+                    "not ending with '-'), not its name or number",
+                )
         else:
             region = value
+            if cloud is Cloud.GCP and not GCP_REGION.fullmatch(value):
+                check.fail(key, f"{value!r} is not a Google Cloud region", "give one such as europe-west1")
 
     _check_stack_name(check, stack, cloud, environment)
 
@@ -609,7 +640,10 @@ def _container(
     check: _Checker, prefix: str, rules: SizeRule, min_default: int, max_default: int
 ) -> ContainerSettings:
     cpu = check.number(f"{prefix}Cpu", rules.default_cpu)
-    memory = check.integer(f"{prefix}MemoryMiB", rules.default_memory_mib, 128, 131072)
+    memory_default = rules.default_memory_mib
+    if prefix == "tracking" and rules.default_tracking_memory_mib is not None:
+        memory_default = rules.default_tracking_memory_mib
+    memory = check.integer(f"{prefix}MemoryMiB", memory_default, 128, 131072)
     if cpu not in rules.cpus:
         check.fail(f"{prefix}Cpu", f"{cpu:g} CPUs is not a size this cloud offers", rules.explain)
     else:

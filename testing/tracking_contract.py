@@ -12,7 +12,8 @@ emulator endpoints), then, over real HTTP:
 3. checks the server advertises multipart uploads (big models go straight to the bucket);
 4. checks a request without credentials and one with a wrong password both get 401;
 5. checks the host check is on: infra's host is accepted, a foreign Host header gets 403;
-6. checks the server's processes stay small (the job runner is off) and no secret reached its log.
+6. checks the server's processes stay small (the job runner is off) and no secret reached its log;
+7. runs the caller's `extra_checks` (name -> check of the `RunningServer`), each as a named step.
 
 The server inherits nothing from the test process but PATH, HOME and the locale: what it needs must
 come from `env` and `overrides`, as in the container. Failures name the step and carry the server's
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,22 @@ class ContractOutcome:
     artifact_key: str
     startup_seconds: float
     server_rss_mib: float
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """What an extra check gets: where the server listens, its admin, and where its artifacts go."""
+
+    base_url: str
+    username: str
+    password: str
+    allowed_host: str  # a Host header infra's allowed hosts accept
+    destination: str  # MLFLOW_ARTIFACTS_DESTINATION
+    storage: StorageEmulator | None
+    workdir: Path
+
+
+ExtraCheck = Callable[[RunningServer], None]
 
 
 @dataclass
@@ -212,7 +229,10 @@ def _check_multipart_advertised(base_url: str, username: str, password: str) -> 
 
 
 def run_tracking_contract(
-    env: Mapping[str, str], overrides: Mapping[str, str], storage: StorageEmulator | None = None
+    env: Mapping[str, str],
+    overrides: Mapping[str, str],
+    storage: StorageEmulator | None = None,
+    extra_checks: Mapping[str, ExtraCheck] | None = None,
 ) -> ContractOutcome:
     """Run the real entrypoint with `env` + `overrides` and check the contract (see the module docstring).
 
@@ -247,6 +267,10 @@ def run_tracking_contract(
                 _check_multipart_advertised(base_url, username, password)
             with _step("access control (401 for anonymous / wrong password, host check)", server):
                 _check_access_control(base_url, username, password, allowed_host)
+            running = RunningServer(base_url, username, password, allowed_host, destination, storage, workdir)
+            for name, check in (extra_checks or {}).items():
+                with _step(name, server):
+                    check(running)
             rss_mib = _session_rss_mib(server.process.pid)
             with _step("server memory", server):
                 assert rss_mib < MAX_SERVER_RSS_MIB, f"server processes use {rss_mib:.0f} MiB"

@@ -1,24 +1,44 @@
 """The platform on Google Cloud: Cloud Run, Cloud SQL for PostgreSQL, GCS, Artifact Registry, Secret
 Manager, and Workload Identity Federation for GitHub Actions."""
 
+from urllib.parse import urlsplit
+
 import pulumi
 import pulumi_gcp.organizations as organizations
 
-from infra.config import StackSettings
+from infra.config import PROJECT, ConfigError, StackSettings
 from infra.gcp.api import ModelApi, ModelApiArgs
 from infra.gcp.apis import Api, RequiredApis
 from infra.gcp.ci_identity import ci_access
 from infra.gcp.database import TrackingDatabase, TrackingDatabaseArgs
 from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
-from infra.gcp.storage import ArtifactBucket, ArtifactBucketArgs
+from infra.gcp.storage import ARTIFACT_PREFIX, ArtifactBucket, ArtifactBucketArgs, artifact_bucket_name
 from infra.gcp.tracking import TrackingService, TrackingServiceArgs
 from infra.generated_secrets import StackSecrets
 from infra.images import build_images
 from infra.platform import PlatformOutputs
 
 
+def check_model_source(settings: StackSettings) -> None:
+    """The API reads its model from this stack's bucket only (its grant is on that bucket's model prefix), so
+    a pin elsewhere is refused before any resource is registered, not found out at the API's first start."""
+    if settings.model is None:
+        return
+    source = urlsplit(settings.model.source)
+    bucket = artifact_bucket_name(settings)
+    if source.netloc != bucket or not source.path.strip("/").startswith(f"{ARTIFACT_PREFIX}/"):
+        problem = (
+            f"{PROJECT}:modelSource: {settings.model.source!r} is not under this stack's artifact root "
+            f"gs://{bucket}/{ARTIFACT_PREFIX}; pin a version registered on this stack's tracking server: "
+            'scripts/promote.py --print-pin --artifacts-destination "$(pulumi stack output artifactRoot)"'
+        )
+        # RunError: Pulumi prints the message alone, as infra/__main__.py does for config problems.
+        raise pulumi.RunError(str(ConfigError(settings.stack, [problem])))
+
+
 def build_platform(settings: StackSettings) -> PlatformOutputs:
     """Everything one GCP stack owns, named after the stack. The model API appears once a model is pinned."""
+    check_model_source(settings)
     name = settings.stack
     project = settings.gcp_project or ""
     apis = RequiredApis(f"{name}-apis", project)

@@ -22,6 +22,11 @@ STARTUP_PROBE_PERIOD_SECONDS = 5
 STARTUP_PROBE_FAILURES = 36
 
 
+def model_object_prefix(model: ModelPin) -> str:
+    """The pinned model's directory in its bucket: `gs://b/mlflow/1/models/m-1/artifacts` -> `mlflow/...`."""
+    return urlsplit(model.source).path.strip("/")
+
+
 @dataclass(frozen=True)
 class ModelApiArgs:
     settings: StackSettings
@@ -39,8 +44,8 @@ class ModelApi(pulumi.ComponentResource):
 
     A new stack's first `up` therefore succeeds before any model is registered: it stands up the tracking
     server, you register a model there, then `scripts/promote.py --print-pin` gives the two config values
-    and the next `up` adds this service. The API's account can only read objects in the bucket: it needs
-    neither the tracking server nor its credentials to serve.
+    and the next `up` adds this service. The API's account can list the bucket and read the pinned model's
+    objects, nothing else: it needs neither the tracking server nor its credentials to serve.
     """
 
     url: pulumi.Output[str]
@@ -51,10 +56,14 @@ class ModelApi(pulumi.ComponentResource):
         identity = runtime_identity(
             name, settings, "api", args.deployer, self, args.apis.needed_by([Api.IAM])
         )
-        # Reads the pinned model's files, not the rest of the bucket (other runs, other models).
-        model_prefix = urlsplit(args.model.source).path
+        # The pinned model's files only: not other runs' artifacts, not other models. MLflow's GCS loader
+        # lists the model's directory (checked on the bucket) and reads each file (checked per object).
         bucket_access = args.bucket.grant(
-            f"{name}-bucket-reader", BUCKET_READER, identity.member, self, object_prefix=model_prefix
+            f"{name}-bucket-reader",
+            BUCKET_READER,
+            identity.member,
+            self,
+            object_prefix=model_object_prefix(args.model),
         )
         environment = api_environment(settings, args.secrets, args.model, image=args.image)
         secrets = ContainerSecrets(
@@ -84,7 +93,7 @@ class ModelApi(pulumi.ComponentResource):
                         resources=cloud_run.resources(settings.api),
                         envs=cloud_run.plain_env(environment.plain) + secrets.env,
                         # No traffic until the model is loaded; restarted if the process stops answering.
-                        **cloud_run.probes(
+                        **cloud_run.http_probes(
                             API_READINESS_PATH,
                             API_LIVENESS_PATH,
                             STARTUP_PROBE_PERIOD_SECONDS,

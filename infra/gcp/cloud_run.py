@@ -9,9 +9,14 @@ from infra.config import ContainerSettings, StackSettings
 from infra.naming import short_name
 
 INVOKER = "roles/run.invoker"
-# A service name plus '-' plus the project number must fit one 63-character DNS label for Cloud Run to give
-# the service its deterministic URL; project numbers have up to 13 digits.
+# Cloud Run gives a service its deterministic URL only while `[TAG---]<service>-<project number>` fits one
+# 63-character DNS label (https://cloud.google.com/run/docs/triggering/https-request, "Deterministic URL").
+# Project numbers are 12 digits today; 40 leaves room for a 13th and for a short traffic tag. (The API itself
+# takes service ids below 50 characters: infra/gcp/limits.py.)
 MAX_SERVICE_NAME = 40
+# Port name that makes Cloud Run forward HTTP/2 end to end instead of downgrading to HTTP/1, which caps
+# request bodies at 32 MiB (https://cloud.google.com/run/docs/configuring/http2, .../run/quotas).
+HTTP2_END_TO_END = "h2c"
 
 
 def service_name(settings: StackSettings, purpose: str) -> str:
@@ -19,12 +24,22 @@ def service_name(settings: StackSettings, purpose: str) -> str:
 
 
 def service_host(name: str, project_number: pulumi.Input[str], region: str) -> pulumi.Output[str]:
-    """The host Cloud Run gives a service: `<service>-<project number>.<region>.run.app`.
+    """The deterministic host Cloud Run gives a service: `<service>-<project number>.<region>.run.app`.
 
     It is known before the service exists, so the service can be told its own host (MLflow's host check)
-    without waiting for the service's `uri` output, which would be a dependency cycle.
+    without waiting for the service's `uri` output, which would be a dependency cycle. Cloud Run serves the
+    same service at `legacy_host_pattern` too.
     """
     return pulumi.Output.concat(name, "-", project_number, f".{region}.run.app")
+
+
+def legacy_host_pattern(name: str) -> str:
+    """Every service also keeps its hash-based URL, `https://<service>-<hash>-<region code>.a.run.app`
+    (e.g. `hello-2iazkcj7pq-uc.a.run.app`; https://cloud.google.com/run/docs/triggering/https-request:
+    "Cloud Run assigns a hash-based non-deterministic URL to all services"). The hash is known only once
+    the service exists, so a host check names it by pattern; Google's front end routes a `*.a.run.app`
+    host only to the service that owns it, so the pattern admits nothing the front end would not."""
+    return f"{name}-*.a.run.app"
 
 
 def resources(container: ContainerSettings) -> cloudrunv2.ServiceTemplateContainerResourcesArgs:
@@ -64,13 +79,30 @@ def allow_public_invocation(
 
 
 LIVENESS_PERIOD_SECONDS = 30
+# A startup probe may give a container at most failureThreshold x periodSeconds = 240 s: the services page
+# says so (https://cloud.google.com/run/docs/configuring/healthchecks), and the newer jobs page allows 600 s;
+# 240 is what both accept. infra/gcp/limits.py checks every service against it.
+STARTUP_PROBE_BUDGET_SECONDS = 240
 
 
-def probes(
+def _within_startup_budget(period_seconds: int, failures: int) -> None:
+    if period_seconds * failures > STARTUP_PROBE_BUDGET_SECONDS:
+        raise ValueError(
+            f"startup probe of {period_seconds} s x {failures} exceeds Cloud Run's "
+            f"{STARTUP_PROBE_BUDGET_SECONDS} s"
+        )
+
+
+def http_probes(
     startup_path: str, liveness_path: str, startup_period_seconds: int, startup_failures: int
 ) -> dict[str, object]:
     """Startup and liveness HTTP probes, as keyword arguments for a container: no traffic until
-    `startup_path` answers (for up to period x failures seconds), restarted if `liveness_path` stops."""
+    `startup_path` answers (for up to period x failures seconds), restarted if `liveness_path` stops.
+
+    HTTP probes need an HTTP/1 service (healthchecks page: "your service must use HTTP/1 ..., not HTTP/2"):
+    an `h2c` service takes `tcp_startup_probe` instead.
+    """
+    _within_startup_budget(startup_period_seconds, startup_failures)
     return {
         "startup_probe": cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
             http_get=cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(path=startup_path),
@@ -81,4 +113,19 @@ def probes(
             http_get=cloudrunv2.ServiceTemplateContainerLivenessProbeHttpGetArgs(path=liveness_path),
             period_seconds=LIVENESS_PERIOD_SECONDS,
         ),
+    }
+
+
+def tcp_startup_probe(port: int, period_seconds: int, failures: int) -> dict[str, object]:
+    """A TCP startup probe, for services that speak HTTP/2 end to end (no HTTP probe there, and Cloud Run has
+    no TCP liveness probe): no traffic until the port accepts connections, for up to period x failures s."""
+    _within_startup_budget(period_seconds, failures)
+    return {
+        "startup_probe": cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
+            tcp_socket=cloudrunv2.ServiceTemplateContainerStartupProbeTcpSocketArgs(port=port),
+            period_seconds=period_seconds,
+            # A connection attempt that takes a whole period has failed; the API wants timeout <= period.
+            timeout_seconds=period_seconds,
+            failure_threshold=failures,
+        )
     }

@@ -9,6 +9,15 @@ from infra.config import StackSettings
 from infra.naming import labels, short_name
 
 ARTIFACT_PREFIX = "mlflow"  # MLflow's artifacts live under gs://<bucket>/mlflow
+BUCKET_NAME_MAX = 63  # without dots (https://cloud.google.com/storage/docs/buckets#naming)
+# MLflow's part URLs live an hour; a multipart upload still open a day later was abandoned, and its parts
+# are billed until aborted (AbortIncompleteMultipartUpload, https://cloud.google.com/storage/docs/lifecycle).
+ABANDONED_UPLOAD_DAYS = 1
+
+
+def artifact_bucket_name(settings: StackSettings) -> str:
+    """Bucket names are global: the project id keeps two projects' `gcp-dev` stacks apart."""
+    return short_name(settings.gcp_project or "", settings.stack, "mlflow", max_length=BUCKET_NAME_MAX)
 
 
 @dataclass(frozen=True)
@@ -31,8 +40,7 @@ class ArtifactBucket(pulumi.ComponentResource):
         settings = args.settings
         self.bucket = storage.Bucket(
             f"{name}-bucket",
-            # Bucket names are global: the project id keeps two projects' `gcp-dev` stacks apart.
-            name=short_name(settings.gcp_project or "", settings.stack, "mlflow", max_length=63),
+            name=artifact_bucket_name(settings),
             project=settings.gcp_project,
             location=settings.region,
             uniform_bucket_level_access=True,
@@ -47,7 +55,11 @@ class ArtifactBucket(pulumi.ComponentResource):
                         days_since_noncurrent_time=settings.backup_retention_days,
                         with_state="ARCHIVED",
                     ),
-                )
+                ),
+                storage.BucketLifecycleRuleArgs(
+                    action=storage.BucketLifecycleRuleActionArgs(type="AbortIncompleteMultipartUpload"),
+                    condition=storage.BucketLifecycleRuleConditionArgs(age=ABANDONED_UPLOAD_DAYS),
+                ),
             ],
             # Sandboxes: `pulumi destroy` empties the bucket, and soft delete would keep (and bill) the
             # objects for a week after. Elsewhere a non-empty bucket refuses to be deleted.
@@ -74,23 +86,19 @@ class ArtifactBucket(pulumi.ComponentResource):
     ) -> storage.BucketIAMMember:
         """A role on this bucket only (never project-wide storage access), owned by the grantee.
 
-        With `object_prefix`, object permissions apply under that prefix only (an IAM condition on the object
-        name: https://cloud.google.com/storage/docs/access-control/iam#conditions). Bucket-level permissions,
-        listing included, are checked against the bucket itself, so the condition lets those through: the
-        grantee can list object names, and read only the objects under the prefix.
+        With `object_prefix`, the role's object permissions hold only for objects under that prefix. IAM
+        conditions see an object as `projects/_/buckets/<bucket>/objects/<name>` and the bucket itself as
+        `projects/_/buckets/<bucket>` (https://cloud.google.com/storage/docs/access-control/iam#conditions).
+        Listing (`storage.objects.list`) is checked on the bucket, so the condition lets the bucket itself
+        through as well: the grantee can list object names, and read only the objects under the prefix.
         """
         condition = None
         if object_prefix is not None:
             prefix = object_prefix.strip("/")
             condition = storage.BucketIAMMemberConditionArgs(
                 title="objects-under-prefix",
-                description=f"Objects under {prefix}/ only",
-                expression=self.bucket.name.apply(
-                    lambda bucket: (
-                        f"resource.name.startsWith('projects/_/buckets/{bucket}/objects/{prefix}/') "
-                        "|| resource.type == 'storage.googleapis.com/Bucket'"
-                    )
-                ),
+                description=f"Lists the bucket, reads only objects under {prefix}/"[:256],
+                expression=self.bucket.name.apply(lambda bucket: object_prefix_condition(bucket, prefix)),
             )
         return storage.BucketIAMMember(
             resource_name,
@@ -100,3 +108,9 @@ class ArtifactBucket(pulumi.ComponentResource):
             condition=condition,
             opts=pulumi.ResourceOptions(parent=parent),
         )
+
+
+def object_prefix_condition(bucket: str, prefix: str) -> str:
+    """The CEL condition of `ArtifactBucket.grant(object_prefix=...)`."""
+    resource = f"projects/_/buckets/{bucket}"
+    return f"resource.name == '{resource}' || resource.name.startsWith('{resource}/objects/{prefix}/')"

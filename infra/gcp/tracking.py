@@ -16,17 +16,18 @@ from infra.gcp.service_accounts import runtime_identity
 from infra.gcp.storage import ArtifactBucket
 from infra.generated_secrets import StackSecrets
 from infra.naming import labels
-from infra.workloads import TRACKING_HEALTH_PATH, TRACKING_PORT, tracking_environment
+from infra.workloads import TRACKING_PORT, tracking_environment
 
 CLOUD_SQL_SOCKETS = "/cloudsql"  # where Cloud Run mounts the Cloud SQL connection's unix sockets
 BUCKET_WRITER = "roles/storage.objectAdmin"
 CLOUD_SQL_CLIENT = "roles/cloudsql.client"
 URL_SIGNER = "roles/iam.serviceAccountTokenCreator"
-# MLflow upgrades its schema on first start, which can take a few minutes on the smallest tier: the whole
-# budget Cloud Run allows a service's startup probe (240 s, infra/gcp/limits.py).
+# MLflow upgrades its schema on first start before uvicorn opens the port, which can take minutes on the
+# smallest tier: the whole 240 s Cloud Run allows a startup probe (cloud_run.STARTUP_PROBE_BUDGET_SECONDS).
 STARTUP_PROBE_PERIOD_SECONDS = 10
 STARTUP_PROBE_FAILURES = 24
-# Long requests: proxied artifact uploads and downloads stream through the server.
+# Long requests: proxied artifact uploads and downloads stream through the server (HTTP/2 end to end; a
+# 500 MB upload at 1 MB/s still fits).
 REQUEST_TIMEOUT = "900s"
 
 
@@ -44,8 +45,9 @@ class TrackingServiceArgs:
 
 class TrackingService(pulumi.ComponentResource):
     """MLflow with basic auth, PostgreSQL through Cloud Run's Cloud SQL connection, artifacts proxied to the
-    bucket. Its account may write objects in this bucket, read its own three secrets and connect to this
-    database instance, and nothing else."""
+    bucket over HTTP/2 end to end, large uploads straight to the bucket through part URLs it signs with IAM.
+    Its account may write objects in this bucket, read its own three secrets, connect to this database
+    instance and sign as itself, and nothing else."""
 
     url: pulumi.Output[str]
 
@@ -80,9 +82,10 @@ class TrackingService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.apis.needed_by([Api.RESOURCE_MANAGER])),
         )
 
-        # MLflow hands clients presigned URLs for multipart uploads straight to the bucket, so large models
-        # never pass through Cloud Run's 32 MiB request limit. On Cloud Run there is no key file to sign
-        # with: the account signs through the IAM signBlob API, which needs this role on itself alone.
+        # Large artifacts (from MLflow's 500 MB multipart threshold up) go from the client straight to the
+        # bucket through part URLs the server signs. On Cloud Run there is no key to sign with: the server
+        # signs through the IAM signBlob API as this account (infra/mlflow_server/gcs_signing.py), which
+        # needs this role on itself alone. Smaller ones stream through the server over HTTP/2 (below).
         url_signing = serviceaccount.IAMMember(
             f"{name}-signs-upload-urls",
             service_account_id=identity.account.name,
@@ -93,6 +96,7 @@ class TrackingService(pulumi.ComponentResource):
 
         service_name = cloud_run.service_name(settings, "tracking")
         host = cloud_run.service_host(service_name, args.project_number, settings.region)
+        hosts = pulumi.Output.concat(host, ",", cloud_run.legacy_host_pattern(service_name))
         environment = tracking_environment(
             settings,
             args.secrets,
@@ -100,10 +104,12 @@ class TrackingService(pulumi.ComponentResource):
             database_name=args.database.database_name,
             database_user=args.database.user_name,
             artifacts_destination=args.bucket.artifact_root,
-            allowed_hosts=host,
+            allowed_hosts=hosts,
             # A unix socket to Cloud Run's Cloud SQL connection, which encrypts the hop to the instance
             # itself (mutual TLS); libpq has no TLS to negotiate on a socket.
             database_sslmode="disable",
+            # Cloud Run forwards HTTP/2 to the h2c port below: the server must speak it.
+            extra={"MLFLOW_HTTP2": "true"},
         )
         secrets = ContainerSecrets(
             f"{name}-secrets",
@@ -137,7 +143,10 @@ class TrackingService(pulumi.ComponentResource):
                 containers=[
                     cloudrunv2.ServiceTemplateContainerArgs(
                         image=args.image,
-                        ports=cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=TRACKING_PORT),
+                        # HTTP/2 end to end: no 32 MiB cap on proxied artifact uploads and downloads.
+                        ports=cloudrunv2.ServiceTemplateContainerPortsArgs(
+                            name=cloud_run.HTTP2_END_TO_END, container_port=TRACKING_PORT
+                        ),
                         resources=cloud_run.resources(settings.tracking),
                         envs=cloud_run.plain_env(environment.plain) + secrets.env,
                         volume_mounts=[
@@ -145,11 +154,11 @@ class TrackingService(pulumi.ComponentResource):
                                 name="cloudsql", mount_path=CLOUD_SQL_SOCKETS
                             )
                         ],
-                        **cloud_run.probes(
-                            TRACKING_HEALTH_PATH,
-                            TRACKING_HEALTH_PATH,
-                            STARTUP_PROBE_PERIOD_SECONDS,
-                            STARTUP_PROBE_FAILURES,
+                        # `mlflow server` migrates the database and creates the admin before it starts
+                        # uvicorn, so an open port means a migrated server. HTTP probes are for HTTP/1
+                        # services only, and Cloud Run has no TCP liveness probe.
+                        **cloud_run.tcp_startup_probe(
+                            TRACKING_PORT, STARTUP_PROBE_PERIOD_SECONDS, STARTUP_PROBE_FAILURES
                         ),
                     )
                 ],

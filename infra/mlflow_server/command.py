@@ -19,8 +19,20 @@ Decisions written down here because the issue leaves them open:
   (`alembic_version_auth`) do not collide with the tracking schema (the contract tests prove it).
 - Secrets stay out of argv (visible in /proc to anyone in the container): the database URL goes in
   `MLFLOW_BACKEND_STORE_URI`, which `mlflow server` reads, and in the 0600 auth config file.
+- HTTP/2 (`MLFLOW_HTTP2=true`, set by infra where the platform forwards HTTP/2 end to end): uvicorn, which
+  `mlflow server` runs, serves cleartext HTTP/2 with prior knowledge next to HTTP/1.1 on the same port with
+  its zttp protocol (uvicorn/protocols/http/auto_zttp_impl.py sniffs the connection preface), so MLflow keeps
+  its default server and FastAPI app. `h2c.py` completes bodyless HTTP/2 requests, which uvicorn 0.54 leaves
+  waiting. Cloud Run caps HTTP/1 request bodies at 32 MiB and has no limit for HTTP/2
+  (https://cloud.google.com/run/quotas), so proxied artifacts above 32 MiB need it.
+- Multipart uploads are the client's decision (`MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD` is read by the client
+  only, mlflow/store/artifact/http_artifact_repo.py); a client that leaves it unset follows the server's
+  `/server-info`, which advertises them for S3, GCS and Azure. For `gs://` destinations the server processes
+  sign part URLs through IAM (`startup/sitecustomize.py`, `gcs_signing.py`): Cloud Run's credentials hold
+  no key.
 """
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +42,14 @@ from sqlalchemy.engine import URL
 from infra.mlflow_server.settings import ServerSettings
 
 MAX_WORKERS = 4
+# uvicorn options for HTTP/1.1 and prior-knowledge h2c on one port: its zttp protocol, as fixed in h2c.py
+# (uvicorn takes the protocol class as an import string; not imported here: the entrypoint stays light).
+H2C_PROTOCOL = "infra.mlflow_server.h2c:AutoH2cProtocol"
+HTTP2_UVICORN_OPTIONS = f"--http {H2C_PROTOCOL}"
+# Put on PYTHONPATH of the server processes for gs:// destinations.
+STARTUP_HOOKS = Path(__file__).resolve().parent / "startup"
+# Where `infra` is importable from (the repository, /app in the image): the hooks and H2C_PROTOCOL need it.
+APP_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PERMISSION = "NO_PERMISSIONS"
 # Variables the entrypoint consumes; their secret values reach MLflow only through the derived ones.
 CONSUMED_SECRETS = ("MLFLOW_DB_PASSWORD", "MLFLOW_ADMIN_PASSWORD")
@@ -135,7 +155,16 @@ def build_launch(
         "--cors-allowed-origins",
         ",".join(f"https://{host}" for host in settings.allowed_hosts),
     ]
+    if settings.http2:
+        argv += ["--uvicorn-opts", HTTP2_UVICORN_OPTIONS]
     env = {name: value for name, value in environ.items() if name not in CONSUMED_SECRETS}
+    paths = []
+    if settings.artifacts_destination.startswith("gs://"):
+        # Every server process (the CLI, uvicorn and its workers) then signs GCS URLs through IAM.
+        paths.append(str(STARTUP_HOOKS))
+    if paths or settings.http2:
+        inherited = [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, str(APP_ROOT), *inherited])
     env.update(
         {
             "MLFLOW_BACKEND_STORE_URI": database_url(settings).render_as_string(hide_password=False),
@@ -144,9 +173,6 @@ def build_launch(
             # stored admin password (use MLflow's update-password API for that).
             "MLFLOW_AUTH_ADMIN_PASSWORD": settings.admin_password.get_secret_value(),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": settings.flask_secret_key.get_secret_value(),
-            # Clients ask /server-info and then upload big artifacts in parts straight to the bucket
-            # through presigned URLs, so a large model never hits the platform's request-size limit.
-            "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
             # The job runner costs ~2 GiB and nothing in this stack uses it.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }

@@ -42,6 +42,8 @@ EXPECTED: dict[str, str] = {
     "MLFLOW_ALLOWED_HOSTS": "comma-separated hosts the service is reached at, e.g. "
     "mlflow-abc.a.run.app,mlflow.example.com; wildcards like *.example.com allowed, a bare * is not",
     "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "optional: a SQLAlchemy pool class name, e.g. NullPool or QueuePool",
+    "MLFLOW_HTTP2": "optional: true to also serve HTTP/2 over cleartext (h2c, prior knowledge) on the same "
+    "port, for a platform that forwards HTTP/2 end to end (Cloud Run with port name h2c); default false",
 }
 
 # Variables whose values must never be echoed back, not even in an error message.
@@ -126,6 +128,7 @@ class ServerSettings(BaseModel):
     pool_class: Annotated[str | None, AfterValidator(_check_pool_class)] = Field(
         None, alias="MLFLOW_SQLALCHEMYSTORE_POOLCLASS"
     )
+    http2: bool = Field(False, alias="MLFLOW_HTTP2")
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -12,8 +12,11 @@ import pytest
 from mlflow.server.auth.config import read_auth_config
 from sqlalchemy.engine import make_url
 
+from infra.images import TRACKING_DOCKERFILE, copied_sources
 from infra.mlflow_server.command import (
+    APP_ROOT,
     DEFAULT_PERMISSION,
+    HTTP2_UVICORN_OPTIONS,
     ServerLaunch,
     auth_config_text,
     build_launch,
@@ -114,7 +117,8 @@ def test_environment_given_to_mlflow(tmp_path: Path) -> None:
     assert launch.env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "auth.ini")
     assert launch.env["MLFLOW_AUTH_ADMIN_PASSWORD"] == env["MLFLOW_ADMIN_PASSWORD"]
     assert launch.env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == env["MLFLOW_FLASK_SERVER_SECRET_KEY"]
-    assert launch.env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] == "true"
+    # A client switch (mlflow/store/artifact/http_artifact_repo.py): the server never reads it.
+    assert "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD" not in launch.env
     assert launch.env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     backend = make_url(launch.env["MLFLOW_BACKEND_STORE_URI"])
     assert backend.password == AWKWARD_PASSWORD
@@ -244,3 +248,56 @@ def test_entrypoint_exits_2_with_one_message_before_starting_anything(tmp_path: 
     assert "MLFLOW_ARTIFACTS_DESTINATION: missing" in result.stderr
     assert "MLFLOW_ALLOWED_HOSTS: missing" in result.stderr
     assert env["MLFLOW_DB_PASSWORD"] not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("value", "served"), [("true", True), ("false", False), ("", False)])
+def test_http2_selects_the_h2c_protocol_only_when_asked(value: str, served: bool, tmp_path: Path) -> None:
+    launch = launch_for(
+        valid_env(MLFLOW_HTTP2=value, MLFLOW_ARTIFACTS_DESTINATION="s3://acme-mlflow/m"), tmp_path
+    )
+    assert ("--uvicorn-opts" in launch.argv) is served
+    if served:
+        assert option(launch.argv, "--uvicorn-opts") == HTTP2_UVICORN_OPTIONS
+        # uvicorn resolves the import string itself (uvicorn/config.py): it must name the protocol class.
+        from uvicorn.importer import import_from_string
+
+        from infra.mlflow_server.h2c import AutoH2cProtocol
+
+        assert import_from_string(HTTP2_UVICORN_OPTIONS.removeprefix("--http ")) is AutoH2cProtocol
+        assert str(APP_ROOT) in launch.env["PYTHONPATH"].split(os.pathsep)
+
+
+SIGNING_INSTALLED = (
+    "from google.cloud.storage import Blob; "
+    "print(getattr(Blob.generate_signed_url, '_signs_through_iam', False))"
+)
+
+
+@pytest.mark.parametrize(
+    ("destination", "signs"),
+    [("gs://acme-mlflow-artifacts/mlflow", "True"), ("s3://acme-mlflow-artifacts/mlflow", "False")],
+)
+def test_server_processes_sign_gcs_urls_through_iam(destination: str, signs: str, tmp_path: Path) -> None:
+    """A new interpreter with the server's environment (as uvicorn and its workers are) has the hook in."""
+    launch = launch_for(
+        valid_env(MLFLOW_ARTIFACTS_DESTINATION=destination, PYTHONPATH="/opt/extra"), tmp_path
+    )
+    if destination.startswith("gs://"):
+        assert launch.env["PYTHONPATH"].split(os.pathsep)[-1] == "/opt/extra"  # kept, after ours
+    result = subprocess.run(
+        [sys.executable, "-c", SIGNING_INSTALLED],
+        env={**launch.env, "PATH": os.environ["PATH"]},
+        cwd=tmp_path,  # not the repository: the path must come from the environment, as in /app
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == signs
+
+
+def test_the_image_copies_every_module_the_server_runs() -> None:
+    server = REPO_ROOT / "infra" / "mlflow_server"
+    modules = {path for path in server.rglob("*.py") if "__pycache__" not in path.parts}
+    copied = set(copied_sources(REPO_ROOT / TRACKING_DOCKERFILE))
+    assert modules <= copied, f"{TRACKING_DOCKERFILE} misses {sorted(str(m) for m in modules - copied)}"

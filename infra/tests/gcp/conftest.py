@@ -13,7 +13,9 @@ PROJECT_NUMBER = "123456789012"
 REGION = "europe-west1"
 REPOSITORY = "acme-ml/mlops-stack"
 STACKS = {"dev": "gcp-dev", "prod": "gcp-prod", "sandbox": "gcp-sandbox-alice"}
-MODEL_SOURCE = "gs://acme-ml-gcp-dev-mlflow/mlflow/1/models/m-0123456789abcdef/artifacts"
+# What scripts/promote.py --print-pin gives: a version's model directory under the stack's artifact root.
+MODEL_PATH = "mlflow/1/models/m-0123456789abcdef/artifacts"
+MODEL_SOURCE = f"gs://acme-ml-gcp-dev-mlflow/{MODEL_PATH}"
 DIGEST = "sha256:" + "ab" * 32
 # Who runs a sandbox's `pulumi up` (the dev stack's sandbox CI account), as Google reports the caller.
 SANDBOX_DEPLOYER = f"gcp-dev-ci-sandbox@{PROJECT}.iam.gserviceaccount.com"
@@ -25,8 +27,15 @@ def config_for(environment: str, **overrides: str | None) -> dict[str, str]:
     return stack_config("gcp", environment, location, REPOSITORY, **overrides)
 
 
-def with_model(**overrides: str | None) -> dict[str, str | None]:
-    return {"modelVersion": "3", "modelSource": MODEL_SOURCE, **overrides}
+def model_source(stack: str, project: str = PROJECT) -> str:
+    """The pinned model's URI in `stack`'s own bucket (the name infra gives it)."""
+    from infra.naming import short_name
+
+    return f"gs://{short_name(project, stack, 'mlflow', max_length=63)}/{MODEL_PATH}"
+
+
+def with_model(environment: str = "dev", **overrides: str | None) -> dict[str, str | None]:
+    return {"modelVersion": "3", "modelSource": model_source(STACKS[environment]), **overrides}
 
 
 def gcp_outputs(args: MockResourceArgs) -> Mapping[str, Any]:
@@ -76,6 +85,6 @@ def run_stack(config: Mapping[str, str], stack: str) -> ProgramRun:
 @pytest.fixture(scope="module", params=sorted(STACKS))
 def stack_run(request: pytest.FixtureRequest) -> ProgramRun:
     """Each environment with a model pinned (so both services exist), run once per test module."""
-    run = run_gcp(request.param, **with_model())
+    run = run_gcp(request.param, **with_model(request.param))
     print(f"\n{STACKS[request.param]}: program under mocks took {run.seconds * 1000:.0f} ms")
     return run

@@ -27,7 +27,15 @@ from infra.gcp.ci_identity import (
     SANDBOX_DEPLOYER_ACCOUNT_ID,
     SANDBOX_ROLES,
 )
-from infra.tests.gcp.conftest import PROJECT, PROJECT_NUMBER, REPOSITORY, config_for, run_stack, with_model
+from infra.tests.gcp.conftest import (
+    PROJECT,
+    PROJECT_NUMBER,
+    REPOSITORY,
+    config_for,
+    model_source,
+    run_stack,
+    with_model,
+)
 from testing.pulumi_program import ProgramRun, Registered
 
 ACCOUNT = "gcp:serviceaccount/account:Account"
@@ -73,8 +81,8 @@ def run_dev_with_sandboxes(**overrides: str | None) -> ProgramRun:
 def runs() -> dict[str, ProgramRun]:
     return {
         "dev": run_dev_with_sandboxes(**with_model()),
-        "staging": run_env("staging", **with_model()),
-        "prod": run_env("prod", **with_model()),
+        "staging": run_env("staging", modelVersion="3", modelSource=model_source("gcp-staging")),
+        "prod": run_env("prod", **with_model("prod")),
     }
 
 
@@ -369,7 +377,12 @@ def test_the_sandbox_account_reaches_sandbox_named_resources_even_for_the_longes
     runs: dict[str, ProgramRun],
 ) -> None:
     sandbox = run_stack(
-        config_for("sandbox", **{"gcp:project": SANDBOX_PROJECT, **with_model()}), LONGEST_SANDBOX
+        config_for(
+            "sandbox",
+            **{"gcp:project": SANDBOX_PROJECT, "modelVersion": "3"},
+            modelSource=model_source(LONGEST_SANDBOX, SANDBOX_PROJECT),
+        ),
+        LONGEST_SANDBOX,
     )
     sandbox_names = stack_resource_names(sandbox, SANDBOX_PROJECT)
     for role in FENCED_ROLES:

@@ -1,14 +1,15 @@
 """GCP-specific config errors stop the program before the mocks see a single resource or invoke."""
 
+import pulumi
 import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
-from infra.config import ConfigError, load_settings
+from infra.config import CLOUD_RUN_TRACKING_MEMORY_MIB, ConfigError, load_settings
 from infra.tests.gcp.conftest import config_for
 from testing.pulumi_program import run_program
 
 
-def fails_before_anything(config: dict[str, str]) -> str:
+def fails_before_anything(config: dict[str, str], error: type[Exception] = ConfigError) -> str:
     seen: list[str] = []
 
     def record_resource(args: MockResourceArgs) -> dict[str, str]:
@@ -19,7 +20,7 @@ def fails_before_anything(config: dict[str, str]) -> str:
         seen.append(args.token)
         return {}
 
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(error) as raised:
         run_program(config, "gcp-dev", record_resource, record_call)
     assert seen == []
     return str(raised.value)
@@ -36,13 +37,66 @@ def test_missing_project_and_region_are_both_reported() -> None:
     [
         ({"trackingCpu": "1", "trackingMemoryMiB": "8192"}, "trackingMemoryMiB: 8192 MiB does not fit 1 CPU"),
         ({"apiCpu": "0.5"}, "apiCpu: 0.5 CPUs is not a size this cloud offers"),
+        ({"apiCpu": "3"}, "apiCpu: 3 CPUs is not a size this cloud offers"),
         ({"apiCpu": "2", "apiMemoryMiB": "300"}, "apiMemoryMiB: 300 MiB does not fit 2 CPU"),
+        # Cloud Run's minimums per CPU: 4 CPUs need 2 GiB, 6 and 8 CPUs need 4 GiB.
+        ({"apiCpu": "4", "apiMemoryMiB": "1024"}, "apiMemoryMiB: 1024 MiB does not fit 4 CPU"),
+        ({"trackingCpu": "6", "trackingMemoryMiB": "3072"}, "trackingMemoryMiB: 3072 MiB does not fit 6 CPU"),
+        ({"apiCpu": "8", "apiMemoryMiB": "2048"}, "apiMemoryMiB: 2048 MiB does not fit 8 CPU"),
+        ({"apiCpu": "8", "apiMemoryMiB": "33792"}, "apiMemoryMiB: 33792 MiB does not fit 8 CPU"),
+        (
+            {"apiCpu": "2", "apiMemoryMiB": "1000"},
+            "apiMemoryMiB: 1000 MiB does not fit 2 CPU",
+        ),  # 128 MiB steps
     ],
 )
 def test_bad_cloud_run_sizes_say_what_cloud_run_accepts(overrides: dict[str, str], expected: str) -> None:
     message = fails_before_anything(config_for("dev", **overrides))
     assert expected in message
-    assert "Cloud Run takes 1 CPU with 512-4096 MiB, 2 with 512-8192" in message
+    assert (
+        "Cloud Run takes 1 CPU with 512-4096 MiB, 2 CPU with 512-8192 MiB, 4 CPU with 2048-16384 MiB, "
+        "6 CPU with 4096-24576 MiB, 8 CPU with 4096-32768 MiB, in 128 MiB steps "
+        "(https://cloud.google.com/run/docs/configuring/services/cpu)"
+    ) in message
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [
+        ("1", "512"),
+        ("1", "4096"),
+        ("2", "8192"),
+        ("4", "2048"),
+        ("4", "16384"),
+        ("6", "4096"),
+        ("8", "32768"),
+    ],
+)
+def test_every_cloud_run_size_at_its_bounds_is_accepted(cpu: str, memory: str) -> None:
+    settings = load_settings(config_for("dev", apiCpu=cpu, apiMemoryMiB=memory).get, stack="gcp-dev")
+    assert (settings.api.cpu, settings.api.memory_mib) == (float(cpu), int(memory))
+
+
+def test_the_tracking_server_gets_room_for_artifacts_in_flight_by_default() -> None:
+    settings = load_settings(config_for("dev").get, stack="gcp-dev")
+    assert settings.tracking.memory_mib == CLOUD_RUN_TRACKING_MEMORY_MIB == 2048
+    assert settings.api.memory_mib == 1024
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("gcp:project", "My Project", "gcp:project: 'My Project' is not a project id"),
+        ("gcp:project", "123456789012", "gcp:project: '123456789012' is not a project id"),
+        ("gcp:project", "proj-", "gcp:project: 'proj-' is not a project id"),
+        ("gcp:project", "a" * 31, f"gcp:project: '{'a' * 31}' is not a project id"),
+        ("gcp:region", "europe-west1-b", "gcp:region: 'europe-west1-b' is not a Google Cloud region"),
+        ("gcp:region", "EU", "gcp:region: 'EU' is not a Google Cloud region"),
+    ],
+)
+def test_project_ids_and_regions_are_checked(key: str, value: str, expected: str) -> None:
+    message = fails_before_anything(config_for("dev", **{key: value}))
+    assert expected in message
 
 
 def test_model_source_must_be_in_gcs() -> None:
@@ -50,45 +104,14 @@ def test_model_source_must_be_in_gcs() -> None:
     assert "modelSource: 's3://bucket/model' is not in this cloud's artifact store; expected gs://" in message
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        (
-            {"githubRepositoryId": "812345678"},
-            "mlops-stack:githubOwnerId: is not set but the other GitHub id is; set both: "
-            "gh api repos/OWNER/REPO --jq .id,.owner.id prints both",
-        ),
-        (
-            {"githubRepositoryId": "acme-ml/mlops-stack", "githubOwnerId": "98765432"},
-            "mlops-stack:githubRepositoryId: 'acme-ml/mlops-stack' is malformed; "
-            "expected GitHub's numeric id",
-        ),
-        (
-            {"gcpSandboxProject": "acme-ml-sandboxes"},
-            "mlops-stack:gcpSandboxProject: is set but sandboxes is not true",
-        ),
-        (
-            {"sandboxes": "true", "gcpSandboxProject": "Acme_Sandboxes"},
-            "mlops-stack:gcpSandboxProject: 'Acme_Sandboxes' is malformed; expected a GCP project id",
-        ),
-    ],
-)
-def test_github_ids_and_the_sandbox_project_are_checked(overrides: dict[str, str], expected: str) -> None:
-    assert expected in fails_before_anything(config_for("dev", **overrides))
-
-
-# `repo:acme-ml/mlops-stack:ref:refs/heads/` is 40 bytes; Workload Identity Federation maps at most 127 into
-# google.subject, so prod's preview subject fits with an 87-byte branch and not with 88.
-def test_prods_preview_subject_must_fit_google_subject() -> None:
-    message = fails_before_anything(config_for("prod", githubBranch="release/" + "x" * 80))
+def test_a_model_outside_the_stacks_bucket_is_refused() -> None:
+    """The API's grant covers its own bucket's model prefix: a pin elsewhere (another stack's bucket, which
+    would cross environments) would only fail at the API's first start."""
+    other = "gs://acme-ml-gcp-prod-mlflow/mlflow/1/models/m-1/artifacts"
+    message = fails_before_anything(config_for("dev", modelVersion="3", modelSource=other), pulumi.RunError)
+    assert message.startswith("stack 'gcp-dev' has 1 config problem(s):")
     assert (
-        "mlops-stack:githubBranch: makes the preview identity's OIDC subject 128 bytes long, over the 127 "
-        "that Workload Identity Federation maps" in message
+        f"modelSource: '{other}' is not under this stack's artifact root gs://acme-ml-gcp-dev-mlflow/mlflow"
+        in (message)
     )
-    assert load_settings(config_for("prod", githubBranch="release/" + "x" * 79).get, stack="gcp-prod")
-
-
-def test_githubs_ids_are_read_as_given() -> None:
-    config = config_for("dev", githubRepositoryId="812345678", githubOwnerId="98765432")
-    settings = load_settings(config.get, stack="gcp-dev")
-    assert (settings.github_repository_id, settings.github_owner_id) == ("812345678", "98765432")
+    assert "scripts/promote.py --print-pin" in message

@@ -6,7 +6,7 @@ import pytest
 
 from infra.gcp.ci_identity import sandbox_deployer_email
 from infra.tests.gcp.conftest import (
-    MODEL_SOURCE,
+    MODEL_PATH,
     PROJECT,
     PROJECT_NUMBER,
     REGION,
@@ -55,7 +55,12 @@ def test_bucket_is_private_versioned_and_expires_old_versions(stack_run: Program
     assert bucket["uniformBucketLevelAccess"] is True
     assert bucket["publicAccessPrevention"] == "enforced"
     assert bucket["versioning"] == {"enabled": True}
-    [rule] = bucket["lifecycleRules"]
+    rule, abandoned_uploads = bucket["lifecycleRules"]
+    # Parts of multipart uploads nobody completed are billed until aborted: a day after they started.
+    assert abandoned_uploads == {
+        "action": {"type": "AbortIncompleteMultipartUpload"},
+        "condition": {"age": 1},
+    }
     assert rule["action"]["type"] == "Delete"
     assert rule["condition"]["withState"] == "ARCHIVED"
     assert (
@@ -160,7 +165,7 @@ def test_every_iam_binding_has_the_expected_member_and_scope(stack_run: ProgramR
     bucket = stack_run.one("gcp:storage/bucket:Bucket").inputs["name"]
     expected = {
         ("roles/storage.objectAdmin", tracking, bucket),
-        ("roles/storage.objectViewer", api, bucket),
+        ("roles/storage.objectViewer", api, bucket),  # conditioned: test_api_reads_only_its_models_objects
         ("roles/cloudsql.client", tracking, f"project:{PROJECT}"),
         *(
             # the mocks' id of the Secret resource holding that variable (the binding is on it alone)
@@ -201,7 +206,8 @@ def test_tracking_service_connects_through_cloud_sql_and_knows_its_host(stack_ru
     env = env_of(service)
     assert env["MLFLOW_DB_HOST"]["value"] == f"/cloudsql/{connection}"
     host = f"{stack}-tracking-{PROJECT_NUMBER}.{REGION}.run.app"
-    assert env["MLFLOW_ALLOWED_HOSTS"]["value"] == host
+    # Both URLs Cloud Run serves: the deterministic one and the hash-based *.a.run.app one.
+    assert env["MLFLOW_ALLOWED_HOSTS"]["value"] == f"{host},{stack}-tracking-*.a.run.app"
     assert stack_run.outputs["trackingUri"] == f"https://{host}"
     assert env["MLFLOW_ARTIFACTS_DESTINATION"]["value"] == stack_run.outputs["artifactRoot"]
     assert template["serviceAccount"] == email(stack_run, "-tracking-account").split(":")[1]
@@ -281,7 +287,7 @@ def test_no_model_pinned_means_no_api_yet() -> None:
 
 
 def test_iam_mode_has_no_public_invoker_on_the_api() -> None:
-    run = run_gcp("prod", apiAuth="iam", **with_model())
+    run = run_gcp("prod", apiAuth="iam", **with_model("prod"))
     invokers = run.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     assert [i.inputs["name"] for i in invokers] == ["gcp-prod-tracking"]
     api_env = env_of(run.one(SERVICE, "-api-service"))
@@ -295,14 +301,33 @@ def test_iam_mode_has_no_public_invoker_on_the_api() -> None:
     )
 
 
-def test_the_api_reads_only_the_pinned_models_objects() -> None:
-    run = run_gcp("dev", **with_model())
-    grant = run.one("gcp:storage/bucketIAMMember:BucketIAMMember", "-api-bucket-reader").inputs
-    bucket = run.one("gcp:storage/bucket:Bucket").inputs["name"]
-    prefix = "mlflow/1/models/m-0123456789abcdef/artifacts"
-    assert MODEL_SOURCE.endswith(prefix)
-    assert grant["role"] == "roles/storage.objectViewer"
-    assert grant["condition"]["expression"] == (
-        f"resource.name.startsWith('projects/_/buckets/{bucket}/objects/{prefix}/') "
-        "|| resource.type == 'storage.googleapis.com/Bucket'"
+def test_tracking_speaks_http2_end_to_end_and_is_probed_over_tcp(stack_run: ProgramRun) -> None:
+    """Cloud Run refuses HTTP/1 request bodies over 32 MiB: the port is h2c, and the server told to speak it.
+    HTTP probes need HTTP/1, so the startup probe is TCP (Cloud Run has no TCP liveness probe)."""
+    service = stack_run.one(SERVICE, "-tracking-service")
+    [container] = service.inputs["template"]["containers"]
+    assert container["ports"] == {"name": "h2c", "containerPort": 5000}
+    assert env_of(service)["MLFLOW_HTTP2"]["value"] == "true"
+    assert container["startupProbe"] == {
+        "tcpSocket": {"port": 5000},
+        "periodSeconds": 10,
+        "timeoutSeconds": 10,
+        "failureThreshold": 24,
+    }
+    assert "livenessProbe" not in container
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "2048Mi"}
+    assert service.inputs["template"]["timeout"] == "900s"
+
+
+def test_api_reads_only_its_models_objects(stack_run: ProgramRun) -> None:
+    """objectViewer on the bucket, conditioned: listing (checked on the bucket), the model's objects only."""
+    binding = stack_run.one("gcp:storage/bucketIAMMember:BucketIAMMember", "-api-bucket-reader").inputs
+    bucket = stack_run.one("gcp:storage/bucket:Bucket").inputs["name"]
+    assert binding["role"] == "roles/storage.objectViewer"
+    resource = f"projects/_/buckets/{bucket}"
+    assert binding["condition"]["expression"] == (
+        f"resource.name == '{resource}' || resource.name.startsWith('{resource}/objects/{MODEL_PATH}/')"
     )
+    assert stack_run.outputs["modelUri"] == f"gs://{bucket}/{MODEL_PATH}"
+    writer = stack_run.one("gcp:storage/bucketIAMMember:BucketIAMMember", "-tracking-bucket-writer").inputs
+    assert "condition" not in writer  # the tracking server writes every run's artifacts
