@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from testing.ports import free_port, wait_for_port
 
 from infra.mlflow_server.h2c import AutoH2cProtocol
+from mlops_stack.ports import free_port, wait_for_port
 
 
 async def reads_the_body_first(scope: dict[str, Any], receive: Any, send: Any) -> None:
