@@ -7,6 +7,7 @@ container size rules live in one table per cloud, `SIZE_RULES`. Pulumi.yaml decl
 (a test keeps the two in step).
 """
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -172,6 +173,7 @@ GITHUB_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 IMAGE_BY_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+AWS_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 AWS_OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
@@ -289,6 +291,9 @@ class StackSettings:
     model: ModelPin | None
     registry_keep_images: int
     aws_oidc_provider_arn: str | None
+    # aws:allowedAccountIds: the only accounts the stack may touch (empty: not pinned). Recommended: one
+    # account per environment, each stack pinned to its own.
+    aws_allowed_account_ids: tuple[str, ...]
 
     @property
     def is_sandbox(self) -> bool:
@@ -480,6 +485,7 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
         aws_oidc_provider_arn=check.matching(
             "awsOidcProviderArn", AWS_OIDC_PROVIDER_ARN, "the ARN of the account's GitHub OIDC provider"
         ),
+        aws_allowed_account_ids=_aws_allowed_account_ids(check, cloud),
     )
     if check.problems:
         raise ConfigError(stack, check.problems)
@@ -609,3 +615,30 @@ def _sandbox_state(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) 
             "set mlops-stack:sandboxes true on the dev stack, or remove the sandbox state keys",
         )
     return location
+
+
+def _aws_allowed_account_ids(check: _Checker, cloud: Cloud | None) -> tuple[str, ...]:
+    """`aws:allowedAccountIds`, the AWS provider's own key: a list of account ids as strings (an id may start
+    with 0, which a YAML number would lose). Pulumi hands a list to the program as JSON."""
+    key = "aws:allowedAccountIds"
+    value = check.raw(key)
+    if value is None:
+        return ()
+    if cloud not in (None, Cloud.AWS):
+        check.fail(key, f"is set on a {cloud.value} stack", "it applies to AWS only: remove it")
+        return ()
+    try:
+        ids = json.loads(value)
+    except ValueError:
+        ids = None
+    if not (
+        isinstance(ids, list) and ids and all(isinstance(i, str) and AWS_ACCOUNT_ID.fullmatch(i) for i in ids)
+    ):
+        check.fail(
+            key,
+            f"{value!r} is not a list of 12-digit account ids in quotes",
+            'write it in the stack file as aws:allowedAccountIds: ["123456789012"] (the account this stack '
+            "deploys to)",
+        )
+        return ()
+    return tuple(ids)

@@ -27,6 +27,8 @@ class PlatformOutputs:
     ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # what a workflow needs to log in
     tracking_admin_password: pulumi.Output[str]
     api_key: pulumi.Output[str] | None  # None when the API is protected by the cloud's IAM instead
+    # The dev stack with `sandboxes: true`: how sandbox jobs log in (the sandbox deploy identity); else None.
+    sandbox_ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None
 
 
 class PlatformBuilder(Protocol):
@@ -50,6 +52,8 @@ def export_outputs(settings: StackSettings, outputs: PlatformOutputs) -> None:
     pulumi.export("apiUrl", outputs.api_url)
     pulumi.export("modelUri", outputs.model_uri)
     pulumi.export("ciIdentity", outputs.ci_identity)
+    if outputs.sandbox_ci_identity is not None:
+        pulumi.export("sandboxCiIdentity", outputs.sandbox_ci_identity)
     pulumi.export("trackingAdminUsername", TRACKING_ADMIN_USERNAME)
     pulumi.export("trackingAdminPassword", pulumi.Output.secret(outputs.tracking_admin_password))
     if outputs.api_key is not None:

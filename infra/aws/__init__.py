@@ -14,6 +14,7 @@ from infra.aws.api import ModelApi, ModelApiArgs
 from infra.aws.ci_identity import CiIdentity, CiIdentityArgs
 from infra.aws.cluster import ServiceCluster, ServiceClusterArgs
 from infra.aws.database import Database, DatabaseArgs
+from infra.aws.fence import fence_workloads
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.registry import Registry, RegistryArgs
 from infra.aws.storage import ArtifactStore, ArtifactStoreArgs
@@ -35,6 +36,9 @@ class AwsPlatform(pulumi.ComponentResource):
             "aws",
             region=settings.region,
             default_tags=aws.ProviderDefaultTagsArgs(tags=labels(settings)),
+            # aws:allowedAccountIds in the stack file: refuse to touch any other account (an explicit provider
+            # does not read the aws: config namespace itself).
+            allowed_account_ids=list(settings.aws_allowed_account_ids) or None,
         )
         super().__init__("mlops-stack:aws:Platform", name, None, pulumi.ResourceOptions(providers=[provider]))
         child = pulumi.ResourceOptions(parent=self)
@@ -43,6 +47,8 @@ class AwsPlatform(pulumi.ComponentResource):
 
         network = Network(f"{name}-network", NetworkArgs(settings), opts=child)
         store = ArtifactStore(f"{name}-artifacts", ArtifactStoreArgs(settings), opts=child)
+        # Every role from here on carries the stack's permissions boundaries (infra/aws/fence.py).
+        account, fence = fence_workloads(name, settings, account, store.bucket_arn, store.key_arn, self)
         registry = Registry(f"{name}-registry", RegistryArgs(settings), opts=child)
         images = build_images(name, settings, registry.login(), parent=self)
         database = Database(
@@ -94,15 +100,11 @@ class AwsPlatform(pulumi.ComponentResource):
                 opts=child,
             )
             api_url = api.url
-        ci = CiIdentity(
-            f"{name}-ci",
-            CiIdentityArgs(
-                settings=settings,
-                account=account,
-                artifact_objects_arn=store.artifact_objects_arn,
-                artifact_key_arn=store.key_arn,
-            ),
-            opts=child,
+        # Sandbox stacks make no CI identity: the dev stack's sandbox role deploys them.
+        ci = (
+            None
+            if settings.is_sandbox
+            else CiIdentity(f"{name}-ci", CiIdentityArgs(settings, account, fence), opts=child)
         )
         self.outputs = PlatformOutputs(
             tracking_uri=tracking.url,
@@ -110,11 +112,8 @@ class AwsPlatform(pulumi.ComponentResource):
             registry=registry.repository_prefix,
             api_url=api_url,
             model_uri=settings.model.source if settings.model else "",
-            ci_identity={
-                "deployRoleArn": ci.deploy_role_arn,
-                "previewRoleArn": ci.preview_role_arn,
-                "region": settings.region,
-            },
+            ci_identity=ci.identity() if ci else {},
+            sandbox_ci_identity=ci.sandbox_identity() if ci else None,
             tracking_admin_password=secrets.tracking_admin_password,
             api_key=secrets.api_key,
         )

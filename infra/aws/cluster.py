@@ -45,6 +45,7 @@ class ServiceCluster(pulumi.ComponentResource):
             path=workload_role_path(args.settings),
             description=f"ECS Express Mode manages the load balancer and scaling of {args.settings.stack}",
             assume_role_policy=iam.service_trust("ecs.amazonaws.com", args.account.id),
+            permissions_boundary=args.account.infrastructure_boundary_arn,
             opts=child,
         )
         aws_iam.RolePolicyAttachment(

@@ -193,6 +193,7 @@ class ExpressService(pulumi.ComponentResource):
             path=workload_role_path(settings),
             description=f"{description} {args.purpose} of {settings.stack}",
             assume_role_policy=iam.service_trust("ecs-tasks.amazonaws.com", args.account.id),
+            permissions_boundary=args.account.workload_boundary_arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
         if statements:
