@@ -469,6 +469,23 @@ def environment_fence(environment: Environment) -> list[iam.Statement]:
     ]
 
 
+def other_environments_principals(
+    sid: str, actions: Sequence[str], resources: Sequence[pulumi.Input[str]], environment: Environment
+) -> iam.Statement:
+    """A resource-policy Deny for every principal tagged with another environment (CI and workload roles carry
+    the tag; untagged principals, the admins, are not affected). For S3 buckets, whose own tags identity
+    policies cannot key on (module docstring, 3.): in a shared account, dev's deploy role (PowerUserAccess)
+    could otherwise rewrite or empty prod's bucket."""
+    key = f"aws:PrincipalTag/{ENVIRONMENT_TAG}"
+    return iam.deny(
+        sid,
+        list(actions),
+        list(resources),
+        condition={"Null": {key: "false"}, "StringNotEquals": {key: environment.value}},
+        principal="*",
+    )
+
+
 def role_fence(
     account: Account,
     scope: FenceScope,

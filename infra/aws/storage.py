@@ -12,6 +12,7 @@ import pulumi
 from pulumi_aws import kms, s3
 
 from infra.aws import iam
+from infra.aws.fence import other_environments_principals
 from infra.config import StackSettings
 
 ARTIFACT_PREFIX = "mlflow"
@@ -121,7 +122,11 @@ class ArtifactStore(pulumi.ComponentResource):
                     [bucket.arn, objects_arn],
                     condition={"Bool": {"aws:SecureTransport": "false"}},
                     principal="*",
-                )
+                ),
+                # No other environment's role may touch it, even one with PowerUserAccess in a shared account.
+                other_environments_principals(
+                    "DenyOtherEnvironments", ["s3:*"], [bucket.arn, objects_arn], settings.environment
+                ),
             ),
             # With the access block in place first, S3 can check that this policy is not public.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),

@@ -15,6 +15,7 @@ the service lowercases them (RDS).
 """
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
 from infra.tests.aws.conftest import ACCOUNT_ID, REGION, calls, outputs_for
-from testing.iam_policy import Principal, Request
+from testing.iam_policy import Principal, Request, ResourcePolicy
 from testing.pulumi_program import ProgramRun, Registered, run_program
 
 ROLE = "aws:iam/role:Role"
@@ -46,12 +47,17 @@ def key_arn(alias: str) -> str:
 
 
 def outputs_with_iam(args: MockResourceArgs) -> dict[str, Any]:
-    """conftest's outputs, and a customer managed policy's real ARN shape: policy<path><name>."""
+    """conftest's outputs, with the ARNs that policies name in the shapes AWS gives them: a customer managed
+    policy `policy<path><name>`, a repository `repository/<name>`, a key `key/<uuid>`."""
     outputs = outputs_for(args)
     if args.typ == POLICY:
         outputs["arn"] = (
             f"arn:aws:iam::{ACCOUNT_ID}:policy{args.inputs.get('path', '/')}{args.inputs['name']}"
         )
+    elif args.typ == "aws:ecr/repository:Repository":
+        outputs["arn"] = arn("ecr", f"repository/{args.inputs['name']}")
+    elif args.typ == "aws:kms/key:Key":
+        outputs["arn"] = arn("kms", f"key/{uuid.uuid5(uuid.NAMESPACE_URL, args.name)}")
     return outputs
 
 
@@ -86,7 +92,9 @@ def default_tags(run: ProgramRun) -> dict[str, str]:
 
 def tags_of(run: ProgramRun, resource: Registered) -> dict[str, str]:
     """The tags AWS receives: the provider's default_tags, overridden by the resource's own."""
-    return {**default_tags(run), **(resource.inputs.get("tags") or {})}
+    # docker-build's `tags` are image references, not resource tags.
+    own = resource.inputs.get("tags") if resource.type.startswith("aws:") else None
+    return {**default_tags(run), **(own or {})}
 
 
 def request_tags(tags: Mapping[str, str]) -> dict[str, Any]:
@@ -245,16 +253,19 @@ def _images_and_logs(run: ProgramRun, resource: Registered, tags: dict[str, str]
             [Request("ecr:CreateRepository", arn("ecr", f"repository/{inputs['name']}"), request_tags(tags))]
         ]
     if kind == "aws:ecr/lifecyclePolicy:LifecyclePolicy":
-        return [[Request("ecr:PutLifecyclePolicy", arn("ecr", f"repository/{inputs['repository']}"))]]
+        target = arn("ecr", f"repository/{inputs['repository']}")
+        return [[Request("ecr:PutLifecyclePolicy", target, resource_tags(tags))]]
     if kind == "docker-build:index:Image":
         repository = inputs["tags"][0].split("/", 1)[1].rsplit(":", 1)[0]
+        # Pushed into the stack's repository, which carries the stack's tags.
         target = arn("ecr", f"repository/{repository}")
-        return [[Request(action, target)] for action in ("ecr:InitiateLayerUpload", "ecr:PutImage")]
+        pushes = ("ecr:InitiateLayerUpload", "ecr:PutImage")
+        return [[Request(action, target, resource_tags(tags))] for action in pushes]
     if kind == "aws:cloudwatch/logGroup:LogGroup":
         group = arn("logs", f"log-group:{inputs['name']}")
         return [
             [Request("logs:CreateLogGroup", group, request_tags(tags))],
-            [Request("logs:PutRetentionPolicy", group)],
+            [Request("logs:PutRetentionPolicy", group, resource_tags(tags))],
         ]
     if kind == "aws:secretsmanager/secret:Secret":
         return [[Request("secretsmanager:CreateSecret", secret_arn(resource), request_tags(tags))]]
@@ -408,3 +419,11 @@ def creation_requests(run: ProgramRun, resource: Registered) -> Calls:
     if mapping is None:
         raise UnmappedResourceError(f"{resource.type} ({resource.name}): map how AWS authorizes creating it")
     return mapping(run, resource, tags_of(run, resource))
+
+
+def bucket_policies(run: ProgramRun) -> list[ResourcePolicy]:
+    """The bucket policies the run writes, as AWS evaluates them on requests to those buckets."""
+    return [
+        ResourcePolicy(json.loads(p.inputs["policy"]))
+        for p in run.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    ]
