@@ -794,3 +794,29 @@ def test_allowed_account_ids_must_be_quoted_12_digit_ids(value: str) -> None:
     config = config_for("prod", **{"aws:allowedAccountIds": value})
     with pytest.raises(ConfigError, match=re.escape("aws:allowedAccountIds: ")):
         load_settings(lambda key: config.get(key), stack="aws-prod")
+
+
+@pytest.mark.parametrize(
+    ("provider", "key"),
+    [
+        # The forms of Pulumi's awskms secrets provider URL that config accepts
+        # (https://www.pulumi.com/docs/iac/concepts/secrets/#aws-key-management-service-kms).
+        (f"awskms://alias/mlops-stack-prod?region={REGION}", key_arn("alias/mlops-stack-prod")),
+        (
+            "awskms://0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b?region=us-east-1",
+            f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+        ),
+    ],
+)
+def test_the_state_key_is_found_from_each_secrets_provider_form(provider: str, key: str) -> None:
+    config = config_for(
+        "prod", stateBackend=f"s3://{STATE_BUCKETS['prod']}?region={REGION}", stateSecretsProvider=provider
+    )
+    program = run_stack("aws-prod", config)
+    (grants,) = [
+        json.loads(p.inputs["policy"])
+        for p in program.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs.get("name") == "deploy-state"
+    ]
+    key_statement = next(s for s in grants["Statement"] if s["Sid"] == "StateKey")
+    assert key_statement["Resource"] == [key]
