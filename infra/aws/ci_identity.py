@@ -215,7 +215,22 @@ class CiIdentity(pulumi.ComponentResource):
                 *environment_fence(Environment.SANDBOX),
             ],
         )
-        self._inline(role, "sandbox-services", sandbox_service_statements(account, scope))
+        # A managed policy (6,144 characters) rather than inline: the role's inline policies share 10,240
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+        services = aws_iam.Policy(
+            f"{name}-sandbox-services",
+            name=f"{scope.boundary_prefix}-deploy-services",
+            path=scope.boundary_path,
+            description="What the sandboxes' deploy identity may do outside IAM and the state",
+            policy=iam.document(*sandbox_service_statements(account, scope)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws_iam.RolePolicyAttachment(
+            f"{name}-sandbox-services-attachment",
+            role=role.name,
+            policy_arn=services.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         if settings.sandbox_state is not None:
             grant = state_grant(settings.sandbox_state, account, self)
             self._inline(

@@ -199,7 +199,7 @@ def test_sandbox_stacks_make_no_ci_identity_nor_boundary_and_use_the_dev_stacks_
     made_by_dev = {
         f"arn:aws:iam::{ACCOUNT_ID}:policy{p.inputs['path']}{p.inputs['name']}"
         for p in dev().of_type(POLICY)
-        if p.name.startswith("aws-dev-ci-sandbox")
+        if p.name.startswith("aws-dev-ci-sandbox-boundaries")
     }
     assert {r.inputs["permissionsBoundary"] for r in run.of_type(ROLE)} == made_by_dev
 
@@ -251,9 +251,10 @@ def test_every_workload_role_carries_its_stacks_boundary(run: Any) -> None:
         assert role.inputs["path"] == f"/mlops-stack/{stack}/workloads/"
 
 
-def test_boundary_names_are_unique_in_a_shared_account() -> None:
+def test_policy_names_are_unique_in_a_shared_account() -> None:
+    """IAM policy names are unique per account whatever the path: dev's, prod's and the sandboxes' differ."""
     names = [p.inputs["name"] for p in [*dev().of_type(POLICY), *prod().of_type(POLICY)]]
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == 7
 
 
 def _sample(pattern: str) -> str:
