@@ -1,6 +1,6 @@
 """Keyless CI: GitHub Actions assumes roles through the account's GitHub OIDC provider; no access key exists.
 
-The isolation model (/work/notes/isolation-model.md, README "Isolation") on AWS. Each role trusts exactly one
+The isolation model (README, "Isolation") on AWS. Each role trusts exactly one
 OIDC subject, with `StringEquals` on `sub` and the STS audience (GitHub's subject formats:
 https://docs.github.com/en/actions/reference/security/oidc#example-subject-claims):
 
