@@ -7,6 +7,7 @@ container size rules live in one table per cloud, `SIZE_RULES`. Pulumi.yaml decl
 (a test keeps the two in step).
 """
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -248,6 +249,7 @@ GITHUB_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 IMAGE_BY_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+AWS_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 AWS_OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
@@ -375,6 +377,9 @@ class StackSettings:
     registry_keep_images: int
     aws_oidc_provider_arn: str | None
     aws_interface_endpoints: InterfaceEndpointZones
+    # aws:allowedAccountIds: the only accounts the stack may touch (empty: not pinned). Recommended: one
+    # account per environment, each stack pinned to its own.
+    aws_allowed_account_ids: tuple[str, ...]
 
     @property
     def is_sandbox(self) -> bool:
@@ -584,6 +589,7 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
             "awsOidcProviderArn", AWS_OIDC_PROVIDER_ARN, "the ARN of the account's GitHub OIDC provider"
         ),
         aws_interface_endpoints=_interface_endpoints(check, cloud, environment or Environment.DEV),
+        aws_allowed_account_ids=_aws_allowed_account_ids(check, cloud),
     )
     if cloud is Cloud.GCP:
         _check_gcp_subjects(check, settings)
@@ -810,3 +816,30 @@ def _azure_resource_group(
             "remove it: this stack makes its own",
         )
     return group
+
+
+def _aws_allowed_account_ids(check: _Checker, cloud: Cloud | None) -> tuple[str, ...]:
+    """`aws:allowedAccountIds`, the AWS provider's own key: a list of account ids as strings (an id may start
+    with 0, which a YAML number would lose). Pulumi hands a list to the program as JSON."""
+    key = "aws:allowedAccountIds"
+    value = check.raw(key)
+    if value is None:
+        return ()
+    if cloud not in (None, Cloud.AWS):
+        check.fail(key, f"is set on a {cloud.value} stack", "it applies to AWS only: remove it")
+        return ()
+    try:
+        ids = json.loads(value)
+    except ValueError:
+        ids = None
+    if not (
+        isinstance(ids, list) and ids and all(isinstance(i, str) and AWS_ACCOUNT_ID.fullmatch(i) for i in ids)
+    ):
+        check.fail(
+            key,
+            f"{value!r} is not a list of 12-digit account ids in quotes",
+            'write it in the stack file as aws:allowedAccountIds: ["123456789012"] (the account this stack '
+            "deploys to)",
+        )
+        return ()
+    return tuple(ids)

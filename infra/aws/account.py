@@ -13,6 +13,11 @@ class Account:
     id: pulumi.Output[str]
     partition: pulumi.Output[str]
     region: str
+    # The permissions boundaries every role this stack creates carries (infra/aws/fence.py): the CI deploy
+    # identities may create and change roles only with them. Set once the boundaries exist (or, in a sandbox,
+    # to the dev stack's sandbox boundaries); None only before that.
+    workload_boundary_arn: pulumi.Output[str] | None = None  # task and execution roles
+    infrastructure_boundary_arn: pulumi.Output[str] | None = None  # the ECS Express infrastructure role
 
     def arn(self, service: str, resource: pulumi.Input[str], *, regional: bool = True) -> pulumi.Output[str]:
         """arn:<partition>:<service>:<region>:<account>:<resource> (region empty for global services)."""

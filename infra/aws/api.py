@@ -13,7 +13,7 @@ from infra.generated_secrets import StackSecrets
 from infra.workloads import API_PORT, API_READINESS_PATH, api_environment
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelApiArgs:
     settings: StackSettings
     account: Account
@@ -23,7 +23,6 @@ class ModelApiArgs:
     store: ArtifactStore
     cluster_name: pulumi.Input[str]
     infrastructure_role_arn: pulumi.Input[str]
-    permissions_boundary_arn: pulumi.Input[str]  # carried by the service's task and execution roles
     repository_arns: list[pulumi.Output[str]]
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Input[str]
@@ -61,7 +60,6 @@ class ModelApi(pulumi.ComponentResource):
                 task_statements=args.store.access_statements(write=False),
                 cluster_name=args.cluster_name,
                 infrastructure_role_arn=args.infrastructure_role_arn,
-                permissions_boundary_arn=args.permissions_boundary_arn,
                 repository_arns=args.repository_arns,
                 subnet_ids=args.subnet_ids,
                 security_group_id=args.security_group_id,

@@ -1,26 +1,33 @@
 """Keyless CI: GitHub Actions assumes roles through the account's GitHub OIDC provider; no access key exists.
 
-Which token subject each role trusts is the cross-cloud table in `infra.github` (deploy: the stack's GitHub
-environment; preview: pull requests, or for prod only the deploy branch; sandbox: the `sandbox` environment,
-a role the dev stack makes with `sandboxes: true`), audience `sts.amazonaws.com`, StringEquals only. Sandbox
-stacks make no CI role.
+The isolation model (README, "Isolation") on AWS. Each role trusts exactly one
+OIDC subject, with `StringEquals` on `sub` and the STS audience (GitHub's subject formats:
+https://docs.github.com/en/actions/reference/security/oidc#example-subject-claims):
 
-- deploy: PowerUserAccess (everything but IAM, Organizations, Account) plus IAM on the stack's workload roles
-  only, and only with the stack's permissions boundary on them (`infra.aws.boundary`), so it cannot mint a
-  role stronger than itself; its own role and the boundary are read-only to it (changing CI takes an admin).
-  Denied every resource tagged with another environment. Reads and writes its environment's Pulumi state,
-  encrypts/decrypts with its key.
-- preview: ReadOnlyAccess, denied every object outside its environment's state, every secret value and this
-  stack's artifact key (`pulumi preview` describes resources, it never reads their data); reads (never
-  writes) its environment's state and decrypts with its key.
-- sandbox: like deploy, for stacks `aws-sandbox-*`: workload roles under `/mlops-stack/aws-sandbox-*` with the
-  sandboxes' boundary, denied every resource tagged with a non-sandbox environment, the sandbox state and key.
-What tags cannot fence (resources without tags, services without `aws:ResourceTag` support) is why the
-README recommends an AWS account per environment (`aws:allowedAccountIds` in each stack file makes a stack
-refuse the wrong account); dev and sandboxes may share one.
+- `<stack>-ci-deploy` (dev, staging, prod) trusts `repo:R:environment:E`. PowerUserAccess (no IAM), fenced
+  (fence.py): IAM only on its stack's bounded workload roles; read/write E's state, encrypt/decrypt with E's
+  key; nothing on resources tagged with another environment.
+- `<stack>-ci-preview` (dev, staging) trusts `repo:R:pull_request`; prod's trusts only
+  `repo:R:ref:refs/heads/<githubBranch>` (deploy.yml's prod preview on a push, before the prod approval),
+  never a pull request. ReadOnlyAccess minus data: objects only of E's state, decryption only with E's key, no
+  secret values, parameters or log events; it never writes.
+- `<stack>-ci-sandbox` (dev with `sandboxes: true`) trusts `repo:R:environment:sandbox`. Sandbox resources
+  only (sandbox_identity.py); read/write the sandbox state, encrypt/decrypt with the sandbox key.
+
+Sandbox stacks make none (`ciIdentity` is `{}`). The roles, their policies, the boundaries and the state
+grants are made by an admin's first `pulumi up`; CI cannot change them (fence.role_fence), so a change to them
+in code is applied by an admin.
+
+Session length (issue 9): credentials from AssumeRoleWithWebIdentity are not refreshed during a job
+(aws-actions/configure-aws-credentials exports them as environment variables), and `pulumi up` that loses them
+half-way leaves the stack locked with pending operations. A job must therefore request at least its own
+`timeout-minutes`: the credentials are asked for after the job starts, so a duration of `timeout-minutes x 60`
+outlives the job. The action asks for 3600 s unless told otherwise (`role-duration-seconds`, src/index.ts
+DEFAULT_ROLE_DURATION) and STS refuses more than the role's MaxSessionDuration
+(https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html). Deploy-type roles
+allow 2 hours (the sandbox sweep runs up to 120 minutes; deploys and sandbox jobs 60), preview roles 1 hour.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -28,240 +35,261 @@ from pulumi_aws import iam as aws_iam
 
 from infra.aws import iam
 from infra.aws.account import Account
-from infra.aws.boundary import (
-    BOUNDED_ROLE_ACTIONS,
-    OTHER_ROLE_ACTIONS,
-    SANDBOX_ENVIRONMENT,
-    create_boundary,
-    other_environments_denied,
+from infra.aws.fence import (
+    ENVIRONMENT_TAG,
+    FenceScope,
+    WorkloadBoundaries,
+    environment_fence,
+    role_fence,
+    sandbox_scope,
 )
-from infra.aws.cluster import workload_role_path
-from infra.config import StackSettings, StateLocation
-from infra.github import ISSUER, CiRole, trusted_subjects
+from infra.aws.sandbox_identity import sandbox_deploy_output, sandbox_service_statements
+from infra.aws.state_access import StateGrant, state_grant, state_guard_statements, state_statements
+from infra.config import Environment, StackSettings
 from infra.naming import short_name
 
+GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
-# What a deploy needs outside IAM spans every service the stack uses (EC2, ECS, ECR, RDS, S3, KMS, Secrets
-# Manager, Logs) and resources that do not exist yet, so it cannot be narrowed to named ARNs. PowerUserAccess
-# excludes IAM, which the inline policy grants only on the workload roles, fenced by the boundary.
+SANDBOX_GITHUB_ENVIRONMENT = "sandbox"
+# PowerUserAccess: every service but IAM, Organizations and Account, for the resources a deploy creates before
+# they have names; fenced by the inline policies. ReadOnlyAccess: what `pulumi preview` reads.
 DEPLOY_MANAGED_POLICY = "PowerUserAccess"
 PREVIEW_MANAGED_POLICY = "ReadOnlyAccess"
-# One hour: the GitHub OIDC token exchange is capped at the role's maximum, and a deploy job may run 60
-# minutes (its timeout); configure-aws-credentials asks for this duration (role-duration-seconds).
-SESSION_SECONDS = 3600
-# Service-linked roles Express Mode, load balancing, auto scaling and RDS create on first use.
-SERVICE_LINKED_ROLE_SERVICES = (
-    "ecs.amazonaws.com",
-    "elasticloadbalancing.amazonaws.com",
-    "ecs.application-autoscaling.amazonaws.com",
-    "rds.amazonaws.com",
+# MaxSessionDuration (3600-43200 s, https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html):
+# see the module docstring. A workflow's `role-duration-seconds` must lie between its job's
+# timeout-minutes x 60 and these.
+DEPLOY_SESSION_SECONDS = 7200
+PREVIEW_SESSION_SECONDS = 3600
+# What a preview never reads, whatever ReadOnlyAccess allows: secret values, parameters and log contents.
+PREVIEW_DENIED_DATA = (
+    "secretsmanager:GetSecretValue",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "ssm:GetParameterHistory",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+    "logs:GetLogRecord",
+    "logs:StartQuery",
+    "logs:StartLiveTail",
 )
-STATE_WRITE_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
-STATE_READ_ACTIONS = ("s3:GetObject",)
+CI_READS = (
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListRoleTags",
+)
+BOUNDARY_READS = ("iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:ListPolicyTags")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CiIdentityArgs:
     settings: StackSettings
-    account: Account
-    artifact_key_arn: pulumi.Input[str]
-    workload_boundary_arn: pulumi.Input[str]  # the boundary this stack's workload roles carry
+    account: Account  # with this stack's boundaries set (fence.fence_workloads)
+    scope: FenceScope  # this stack's (fence.stack_scope)
 
 
 class CiIdentity(pulumi.ComponentResource):
-    """The stack's CI roles (none for a sandbox); `outputs` is the stack's `ciIdentity`."""
-
-    outputs: dict[str, pulumi.Input[str]]
-    sandbox_outputs: dict[str, pulumi.Input[str]] | None  # `sandboxCiIdentity` (dev with sandboxes only)
+    deploy_role_arn: pulumi.Output[str]
+    preview_role_arn: pulumi.Output[str]
+    sandbox_role_arn: pulumi.Output[str] | None
+    provider_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: CiIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:aws:CiIdentity", name, None, opts)
         settings, account = args.settings, args.account
-        self.outputs, self.sandbox_outputs = {}, None
-        subjects = trusted_subjects(settings)
-        if not subjects:
-            self.register_outputs({})
-            return
-        child = pulumi.ResourceOptions(parent=self)
+        if settings.is_sandbox:
+            raise ValueError("sandbox stacks make no CI identity: the dev stack's sandbox role deploys them")
+        if account.workload_boundary_arn is None or account.infrastructure_boundary_arn is None:
+            raise ValueError("the CI identities fence roles by the stack's boundaries: make them first")
+        own_boundaries = [account.workload_boundary_arn, account.infrastructure_boundary_arn]
+        self._name, self._settings, self._account = name, settings, account
         if settings.aws_oidc_provider_arn:
             # An account has at most one provider per URL: reuse the one named in config.
-            provider_arn: pulumi.Output[str] = pulumi.Output.from_input(settings.aws_oidc_provider_arn)
+            self.provider_arn = pulumi.Output.from_input(settings.aws_oidc_provider_arn)
         else:
-            provider_arn = aws_iam.OpenIdConnectProvider(
-                f"{name}-github-oidc", url=ISSUER, client_id_lists=[STS_AUDIENCE], opts=child
+            self.provider_arn = aws_iam.OpenIdConnectProvider(
+                f"{name}-github-oidc",
+                url=GITHUB_OIDC_URL,
+                client_id_lists=[STS_AUDIENCE],
+                opts=pulumi.ResourceOptions(parent=self),
             ).arn
-        path = f"/mlops-stack/{settings.stack}/ci/"
-        environment = settings.environment.value
-
-        deploy = self._role(f"{name}-deploy", settings, subjects[CiRole.DEPLOY], provider_arn, path)
-        self._attach(f"{name}-deploy-managed", deploy, account.managed_policy(DEPLOY_MANAGED_POLICY))
-        aws_iam.RolePolicy(
-            f"{name}-deploy-iam",
-            role=deploy.id,
-            policy=iam.document(
-                *workload_role_statements(
-                    account.arn("iam", f"role{workload_role_path(settings)}*", regional=False),
-                    args.workload_boundary_arn,
-                ),
-                iam.allow(
-                    "ReadCiIdentity",
-                    [
-                        "iam:GetRole",
-                        "iam:GetRolePolicy",
-                        "iam:ListRolePolicies",
-                        "iam:ListAttachedRolePolicies",
-                    ],
-                    [account.arn("iam", f"role{path}*", regional=False)],
-                ),
-                iam.allow(
-                    "ReadBoundary", ["iam:GetPolicy", "iam:GetPolicyVersion"], [args.workload_boundary_arn]
-                ),
-                iam.allow("ReadOidcProvider", ["iam:GetOpenIDConnectProvider"], [provider_arn]),
-                service_linked_roles_statement(account),
-                other_environments_denied(environment),
-                *state_statements(settings.state, account, write=True),
-            ),
-            opts=child,
-        )
-
-        preview = self._role(f"{name}-preview", settings, subjects[CiRole.PREVIEW], provider_arn, path)
-        self._attach(f"{name}-preview-managed", preview, account.managed_policy(PREVIEW_MANAGED_POLICY))
-        aws_iam.RolePolicy(
-            f"{name}-preview-no-data",
-            role=preview.id,
-            policy=iam.document(
-                {
-                    # Every object but its own environment's state: artifacts of any stack, other state.
-                    "Sid": "NoObjectReads",
-                    "Effect": "Deny",
-                    "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                    "NotResource": state_object_arns(settings.state)
-                    or ["arn:aws:s3:::no-state-configured/*"],
-                },
-                iam.deny("NoSecretValues", ["secretsmanager:GetSecretValue"], ["*"]),
-                iam.deny("NoArtifactKey", ["kms:Decrypt"], [args.artifact_key_arn]),
-                other_environments_denied(environment),
-                *state_statements(settings.state, account, write=False),
-            ),
-            opts=child,
-        )
         if settings.state is None:
             pulumi.log.warn(
-                "mlops-stack:stateBackend is not set: the CI roles get no access to this stack's state, "
-                "so workflows cannot preview or deploy it (scripts/bootstrap.py sets it)",
-                resource=self,
+                f"{settings.stack}: mlops-stack:stateBackend/stateSecretsProvider are not set, so the CI "
+                "roles get no access to the state and CI cannot preview or deploy this stack: set both to "
+                "what scripts/bootstrap.py printed for this environment",
+                self,
             )
-        self.outputs = {"deployRoleArn": deploy.arn, "previewRoleArn": preview.arn, "region": settings.region}
+        state = state_grant(settings.state, account, self) if settings.state else None
+        repository = settings.github_repository
 
-        if CiRole.SANDBOX in subjects:
-            sandbox_boundary = create_boundary(
-                f"{name}-sandbox-boundary", settings, sandbox=True, parent=self
-            )
-            sandbox = self._role(f"{name}-sandbox", settings, subjects[CiRole.SANDBOX], provider_arn, path)
-            self._attach(f"{name}-sandbox-managed", sandbox, account.managed_policy(DEPLOY_MANAGED_POLICY))
-            aws_iam.RolePolicy(
-                f"{name}-sandbox-iam",
-                role=sandbox.id,
-                policy=iam.document(
-                    *workload_role_statements(
-                        account.arn("iam", "role/mlops-stack/aws-sandbox-*", regional=False),
-                        sandbox_boundary.arn,
-                    ),
-                    service_linked_roles_statement(account),
-                    other_environments_denied(SANDBOX_ENVIRONMENT),
-                    *state_statements(settings.sandbox_state, account, write=True),
+        deploy = self._role(
+            "deploy",
+            f"repo:{repository}:environment:{settings.github_environment}",
+            f"GitHub Actions deploys {settings.stack} from {repository}",
+            DEPLOY_SESSION_SECONDS,
+        )
+        self._attach(deploy, "deploy", DEPLOY_MANAGED_POLICY)
+        ci_path = account.arn("iam", f"role/mlops-stack/{settings.stack}/ci/*", regional=False)
+        self._inline(
+            deploy,
+            "deploy-fence",
+            [
+                *role_fence(account, args.scope, own_boundaries, self.provider_arn),
+                iam.allow("ReadCiIdentity", list(CI_READS), [ci_path]),
+                iam.allow(
+                    "ReadBoundaries",
+                    list(BOUNDARY_READS),
+                    [account.arn("iam", "policy/mlops-stack/*", regional=False)],
                 ),
-                opts=child,
+                iam.allow("ReadOidcProvider", ["iam:GetOpenIDConnectProvider"], [self.provider_arn]),
+                *environment_fence(settings.environment),
+            ],
+        )
+        if state is not None:
+            self._inline(
+                deploy, "deploy-state", [*state_statements(state, write=True), *state_guard_statements(state)]
             )
-            self.sandbox_outputs = {"deployRoleArn": sandbox.arn, "region": settings.region}
-        self.register_outputs({"ciIdentity": self.outputs})
+
+        # Pull requests may preview dev and staging; prod is previewed only from the deploy branch, before the
+        # prod approval (deploy.yml), never by a pull request's code.
+        preview_subject = (
+            f"repo:{repository}:ref:refs/heads/{settings.github_branch}"
+            if settings.environment is Environment.PROD
+            else f"repo:{repository}:pull_request"
+        )
+        preview = self._role(
+            "preview",
+            preview_subject,
+            f"GitHub Actions previews {settings.stack} (read-only)",
+            PREVIEW_SESSION_SECONDS,
+        )
+        self._attach(preview, "preview", PREVIEW_MANAGED_POLICY)
+        self._inline(
+            preview, "preview-limits", [*preview_limits(state), *environment_fence(settings.environment)]
+        )
+        if state is not None:
+            self._inline(preview, "preview-state", state_statements(state, write=False))
+
+        self.sandbox_role_arn = self._sandbox_role() if settings.hosts_sandboxes else None
+        self.deploy_role_arn = deploy.arn
+        self.preview_role_arn = preview.arn
+        self.register_outputs({"deployRoleArn": deploy.arn, "previewRoleArn": preview.arn})
+
+    def identity(self) -> dict[str, pulumi.Input[str]]:
+        """The stack's `ciIdentity` output."""
+        return {
+            "deployRoleArn": self.deploy_role_arn,
+            "previewRoleArn": self.preview_role_arn,
+            "region": self._settings.region,
+        }
+
+    def sandbox_identity(self) -> dict[str, pulumi.Input[str]] | None:
+        """The dev stack's `sandboxCiIdentity` output (None without `sandboxes: true`)."""
+        if self.sandbox_role_arn is None:
+            return None
+        return sandbox_deploy_output(self.sandbox_role_arn, self._settings.region)
+
+    def _sandbox_role(self) -> pulumi.Output[str]:
+        settings, account, name = self._settings, self._account, self._name
+        scope = sandbox_scope(settings, account)
+        boundaries = WorkloadBoundaries(
+            f"{name}-sandbox-boundaries", account, scope, opts=pulumi.ResourceOptions(parent=self)
+        )
+        boundary_arns = [boundaries.workload_arn, boundaries.infrastructure_arn]
+        role = self._role(
+            "sandbox",
+            f"repo:{settings.github_repository}:environment:{SANDBOX_GITHUB_ENVIRONMENT}",
+            f"GitHub Actions deploys sandbox stacks from {settings.github_repository}",
+            DEPLOY_SESSION_SECONDS,
+            # It is the sandbox environment's identity: its own tag says so (state bucket policies key on it).
+            tags={ENVIRONMENT_TAG: Environment.SANDBOX.value},
+        )
+        self._inline(
+            role,
+            "sandbox-iam",
+            [
+                *role_fence(account, scope, boundary_arns, self.provider_arn),
+                *environment_fence(Environment.SANDBOX),
+            ],
+        )
+        # A managed policy (6,144 characters) rather than inline: the role's inline policies share 10,240
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+        services = aws_iam.Policy(
+            f"{name}-sandbox-services",
+            name=f"{scope.boundary_prefix}-deploy-services",
+            path=scope.boundary_path,
+            description="What the sandboxes' deploy identity may do outside IAM and the state",
+            policy=iam.document(*sandbox_service_statements(account, scope)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws_iam.RolePolicyAttachment(
+            f"{name}-sandbox-services-attachment",
+            role=role.name,
+            policy_arn=services.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        if settings.sandbox_state is not None:
+            grant = state_grant(settings.sandbox_state, account, self)
+            self._inline(
+                role, "sandbox-state", [*state_statements(grant, write=True), *state_guard_statements(grant)]
+            )
+        else:
+            pulumi.log.warn(
+                f"{settings.stack}: sandboxes is true but mlops-stack:sandboxStateBackend/"
+                "sandboxStateSecretsProvider are not set, so sandbox jobs cannot reach their state: set both "
+                "to what scripts/bootstrap.py printed for the sandbox environment",
+                self,
+            )
+        return role.arn
 
     def _role(
-        self, name: str, settings: StackSettings, subject: str, provider_arn: pulumi.Input[str], path: str
+        self,
+        kind: str,
+        subject: str,
+        description: str,
+        session_seconds: int,
+        tags: dict[str, str] | None = None,
     ) -> aws_iam.Role:
-        purpose = name.rsplit("-", 1)[1]
+        settings = self._settings
         return aws_iam.Role(
-            name,
-            name_prefix=short_name(settings.stack, purpose, max_length=37) + "-",
-            path=path,
-            description=f"GitHub Actions ({purpose}) for {settings.stack}, from {settings.github_repository}",
-            assume_role_policy=iam.github_oidc_trust(provider_arn, subject),
-            max_session_duration=SESSION_SECONDS,
+            f"{self._name}-{kind}",
+            name_prefix=short_name(settings.stack, kind, max_length=37) + "-",
+            path=f"/mlops-stack/{settings.stack}/ci/",
+            description=description,
+            assume_role_policy=iam.github_oidc_trust(self.provider_arn, subject),
+            max_session_duration=session_seconds,
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _attach(self, name: str, role: aws_iam.Role, policy_arn: pulumi.Input[str]) -> None:
+    def _attach(self, role: aws_iam.Role, kind: str, managed_policy: str) -> None:
         aws_iam.RolePolicyAttachment(
-            name, role=role.name, policy_arn=policy_arn, opts=pulumi.ResourceOptions(parent=self)
+            f"{self._name}-{kind}-managed",
+            role=role.name,
+            policy_arn=self._account.managed_policy(managed_policy),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _inline(self, role: aws_iam.Role, policy_name: str, statements: list[iam.Statement]) -> None:
+        aws_iam.RolePolicy(
+            f"{self._name}-{policy_name}",
+            name=policy_name,
+            role=role.id,
+            policy=iam.document(*statements),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 
-def workload_role_statements(roles: pulumi.Input[str], boundary: pulumi.Input[str]) -> list[iam.Statement]:
-    """IAM on workload roles: writes only with the boundary on them; the boundary never comes off."""
+def preview_limits(state: StateGrant | None) -> list[iam.Statement]:
+    """What ReadOnlyAccess would let a preview read that it must not: any object but its state's, any key's
+    decryption but its state key's, secret values, parameters, log contents."""
     return [
-        iam.allow(
-            "ManageBoundedWorkloadRoles",
-            list(BOUNDED_ROLE_ACTIONS),
-            [roles],
-            condition={"StringEquals": {"iam:PermissionsBoundary": boundary}},
+        iam.deny_outside(
+            "NoObjectsButState", ["s3:GetObject", "s3:GetObjectVersion"], [state.objects_arn] if state else []
         ),
-        iam.allow("ManageWorkloadRoles", list(OTHER_ROLE_ACTIONS), [roles]),
-        iam.allow(
-            "PassWorkloadRolesToEcs",
-            ["iam:PassRole"],
-            [roles],
-            condition={
-                "StringEquals": {"iam:PassedToService": ["ecs-tasks.amazonaws.com", "ecs.amazonaws.com"]}
-            },
-        ),
-        iam.deny("BoundaryStays", ["iam:DeleteRolePermissionsBoundary"], ["*"]),
-    ]
-
-
-def service_linked_roles_statement(account: Account) -> iam.Statement:
-    return iam.allow(
-        "CreateServiceLinkedRoles",
-        ["iam:CreateServiceLinkedRole"],
-        [account.arn("iam", "role/aws-service-role/*", regional=False)],
-        condition={"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED_ROLE_SERVICES)}},
-    )
-
-
-def state_object_arns(state: StateLocation | None) -> list[str]:
-    if state is None:
-        return []
-    prefix = f"{state.prefix}/" if state.prefix else ""
-    return [f"arn:aws:s3:::{state.bucket}/{prefix}*"]
-
-
-def state_statements(
-    state: StateLocation | None, account: Account, *, write: bool
-) -> Sequence[iam.Statement]:
-    """Read (and write) one environment's state objects; decrypt (and encrypt) with its key.
-
-    The key is named by its alias in the secrets provider URL; `kms:ResourceAliases` matches the key behind
-    it for cryptographic operations, so no lookup is needed
-    (https://docs.aws.amazon.com/kms/latest/developerguide/alias-authorization.html).
-    """
-    if state is None:
-        return []
-    listing: dict[str, object] = {}
-    if state.prefix:
-        listing = {"StringLike": {"s3:prefix": [f"{state.prefix}/*"]}}
-    key_region = state.key_query.get("region", account.region)
-    return [
-        iam.allow(
-            "ListState", ["s3:ListBucket"], [f"arn:aws:s3:::{state.bucket}"], condition=listing or None
-        ),
-        iam.allow(
-            "WriteState" if write else "ReadState",
-            list(STATE_WRITE_ACTIONS if write else STATE_READ_ACTIONS),
-            state_object_arns(state),
-        ),
-        iam.allow(
-            "StateKey",
-            ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"],
-            [pulumi.Output.concat("arn:", account.partition, f":kms:{key_region}:", account.id, ":key/*")],
-            condition={"ForAnyValue:StringEquals": {"kms:ResourceAliases": state.key}},
-        ),
+        iam.deny_outside("NoDecryptButStateKey", ["kms:Decrypt"], [state.key_arn] if state else []),
+        iam.deny("NoSecretsOrLogs", list(PREVIEW_DENIED_DATA), ["*"]),
     ]

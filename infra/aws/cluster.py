@@ -17,11 +17,10 @@ from infra.naming import short_name
 EXPRESS_INFRASTRUCTURE_POLICY = "service-role/AmazonECSInfrastructureRoleforExpressGatewayServices"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceClusterArgs:
     settings: StackSettings
     account: Account
-    permissions_boundary_arn: pulumi.Input[str]  # see infra.aws.boundary
 
 
 class ServiceCluster(pulumi.ComponentResource):
@@ -54,7 +53,7 @@ class ServiceCluster(pulumi.ComponentResource):
             # the role, and a condition on an absent key denies. ECS can only be handed this role by a
             # principal of this account with iam:PassRole on it (PassRole does not cross accounts).
             assume_role_policy=iam.service_trust("ecs.amazonaws.com", source_account=None),
-            permissions_boundary=args.permissions_boundary_arn,
+            permissions_boundary=args.account.infrastructure_boundary_arn,
             opts=child,
         )
         self.infrastructure_policy = aws_iam.RolePolicyAttachment(

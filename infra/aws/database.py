@@ -36,22 +36,24 @@ SERVERLESS_MAX_ACU = 2.0
 SECONDS_UNTIL_AUTO_PAUSE = 300
 
 
-@dataclass(frozen=True)
-class DatabaseArgs:
+@dataclass(frozen=True, kw_only=True)
+class TrackingDatabaseArgs:
     settings: StackSettings
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Input[str]
     password: pulumi.Output[str]
 
 
-class Database(pulumi.ComponentResource):
+class TrackingDatabase(pulumi.ComponentResource):
     """Aurora Serverless v2 or an RDS instance, private, encrypted, protected in prod."""
 
     host: pulumi.Output[str]
     is_serverless: bool
 
-    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlops-stack:aws:Database", name, None, opts)
+    def __init__(
+        self, name: str, args: TrackingDatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:aws:TrackingDatabase", name, None, opts)
         settings = args.settings
         self.is_serverless = settings.database_tier == SERVERLESS_TIER
         subnets = rds.SubnetGroup(

@@ -77,7 +77,7 @@ def express_host_pattern(region: str) -> str:
     return f"*.ecs.{region}.on.aws"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExpressServiceArgs:
     settings: StackSettings
     account: Account
@@ -91,7 +91,6 @@ class ExpressServiceArgs:
     task_statements: Sequence[iam.Statement]
     cluster_name: pulumi.Input[str]
     infrastructure_role_arn: pulumi.Input[str]
-    permissions_boundary_arn: pulumi.Input[str]  # see infra.aws.boundary
     repository_arns: Sequence[pulumi.Input[str]]
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
@@ -224,7 +223,7 @@ class ExpressService(pulumi.ComponentResource):
             # ECS documents aws:SourceAccount (and aws:SourceArn) on the task role's trust
             # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html).
             assume_role_policy=iam.service_trust("ecs-tasks.amazonaws.com", args.account.id),
-            permissions_boundary=args.permissions_boundary_arn,
+            permissions_boundary=args.account.workload_boundary_arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
         policy = (

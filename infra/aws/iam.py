@@ -93,3 +93,31 @@ def github_oidc_trust(provider_arn: pulumi.Input[str], subject: pulumi.Input[str
             },
         }
     )
+
+
+def deny_except(
+    sid: str,
+    allowed_actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    condition: Mapping[str, Any] | None = None,
+) -> Statement:
+    """A Deny of every action but `allowed_actions` (NotAction) on `resources`."""
+    statement: Statement = {
+        "Sid": sid,
+        "Effect": "Deny",
+        "NotAction": list(allowed_actions),
+        "Resource": list(resources),
+    }
+    if condition:
+        statement["Condition"] = dict(condition)
+    return statement
+
+
+def deny_outside(sid: str, actions: Sequence[str], kept: Sequence[pulumi.Input[str]]) -> Statement:
+    """A Deny of `actions` on every resource but `kept` (NotResource); on everything when `kept` is empty."""
+    statement: Statement = {"Sid": sid, "Effect": "Deny", "Action": list(actions)}
+    if kept:
+        statement["NotResource"] = list(kept)
+    else:
+        statement["Resource"] = ["*"]
+    return statement

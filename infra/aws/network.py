@@ -60,7 +60,7 @@ ANYWHERE = "0.0.0.0/0"
 INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "secretsmanager", "logs")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetworkArgs:
     settings: StackSettings
 

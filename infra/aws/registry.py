@@ -13,19 +13,21 @@ from infra.images import RegistryLogin
 IMAGE_NAMES = ("mlflow-tracking", "model-api")
 
 
-@dataclass(frozen=True)
-class RegistryArgs:
+@dataclass(frozen=True, kw_only=True)
+class ContainerRegistryArgs:
     settings: StackSettings
 
 
-class Registry(pulumi.ComponentResource):
+class ContainerRegistry(pulumi.ComponentResource):
     """Immutable tags, scan on push, and a lifecycle policy that keeps the last N images."""
 
     repository_prefix: pulumi.Output[str]  # <account>.dkr.ecr.<region>.amazonaws.com/<stack>
     repository_arns: list[pulumi.Output[str]]
 
-    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlops-stack:aws:Registry", name, None, opts)
+    def __init__(
+        self, name: str, args: ContainerRegistryArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:aws:ContainerRegistry", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
         urls: list[pulumi.Output[str]] = []

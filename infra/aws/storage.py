@@ -12,6 +12,7 @@ import pulumi
 from pulumi_aws import kms, s3
 
 from infra.aws import iam
+from infra.aws.fence import other_environments_principals
 from infra.config import StackSettings
 from infra.naming import short_name
 
@@ -20,7 +21,7 @@ NONCURRENT_VERSION_DAYS = 30
 SANDBOX_NONCURRENT_VERSION_DAYS = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArtifactStoreArgs:
     settings: StackSettings
 
@@ -128,7 +129,11 @@ class ArtifactStore(pulumi.ComponentResource):
                     [bucket.arn, objects_arn],
                     condition={"Bool": {"aws:SecureTransport": "false"}},
                     principal="*",
-                )
+                ),
+                # No other environment's role may touch it, even one with PowerUserAccess in a shared account.
+                other_environments_principals(
+                    "DenyOtherEnvironments", ["s3:*"], [bucket.arn, objects_arn], settings.environment
+                ),
             ),
             # With the access block in place first, S3 can check that this policy is not public.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),

@@ -14,7 +14,7 @@ from infra.generated_secrets import StackSecrets
 from infra.workloads import TRACKING_HEALTH_PATH, TRACKING_PORT, ContainerEnvironment, tracking_environment
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrackingServerArgs:
     settings: StackSettings
     account: Account
@@ -25,7 +25,6 @@ class TrackingServerArgs:
     serverless_database: bool
     cluster_name: pulumi.Input[str]
     infrastructure_role_arn: pulumi.Input[str]
-    permissions_boundary_arn: pulumi.Input[str]  # carried by the service's task and execution roles
     repository_arns: list[pulumi.Output[str]]
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Input[str]
@@ -79,7 +78,6 @@ class TrackingServer(pulumi.ComponentResource):
                 task_statements=args.store.access_statements(write=True),
                 cluster_name=args.cluster_name,
                 infrastructure_role_arn=args.infrastructure_role_arn,
-                permissions_boundary_arn=args.permissions_boundary_arn,
                 repository_arns=args.repository_arns,
                 subnet_ids=args.subnet_ids,
                 security_group_id=args.security_group_id,

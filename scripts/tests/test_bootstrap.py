@@ -29,8 +29,8 @@ from google.cloud import storage
 from requests.adapters import HTTPAdapter
 from urllib3.response import HTTPResponse
 
-from mlops_stack.state_backends import BootstrapError, StateBackend
-from mlops_stack.state_backends.aws import ensure_aws_backend
+from mlops_stack.state_backends import MARKER_KEY, MARKER_VALUE, BootstrapError, StateBackend
+from mlops_stack.state_backends.aws import ENVIRONMENT_TAG, ensure_aws_backend, other_environments_statement
 from mlops_stack.state_backends.azure import ensure_azure_backend, ensure_container
 from mlops_stack.state_backends.azure_arm import ArmManagement
 from mlops_stack.state_backends.gcp import CloudKmsKeys, CloudServiceUsage, ensure_gcp_backend
@@ -38,6 +38,7 @@ from scripts import bootstrap
 from scripts.tests.fake_arm import OPERATOR, SUBSCRIPTION, TENANT, FakeArmService, FakeCredential
 from scripts.tests.fake_google_apis import FakeGoogleApis
 from testing.fake_pulumi import FakePulumi
+from testing.iam_policy import Decision, Principal, Request, ResourcePolicy, decide
 from testing.storage_emulators import AzuriteBlob, GcsEmulator, S3Emulator
 
 REGION: Any = "eu-west-1"  # Any: the stubs type regions as literals
@@ -220,6 +221,118 @@ def test_aws_keeps_existing_policy_statements(aws_env: S3Emulator) -> None:
         for statement in json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
     ]
     assert sids == ["Audit", "DenyInsecureTransport"]
+
+
+# Per environment (the isolation model): bucket and key tagged with it, other environments' roles denied.
+
+
+def managed_policy(name: str) -> dict[str, Any]:
+    """An AWS managed policy as moto ships it."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return dict(json.loads(aws_managed_policies_data)[name]["Document"])
+
+
+def test_aws_environment_state_is_tagged_and_closed_to_other_environments_roles(aws_env: S3Emulator) -> None:
+    bucket = unique("state-aws-prod-")
+    s3, kms = aws_clients()
+    ensure_aws_backend(s3, kms, bucket, REGION, f"alias/{bucket}", environment="prod")
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    assert tags == {MARKER_KEY: MARKER_VALUE, ENVIRONMENT_TAG: "prod"}
+    key = kms.describe_key(KeyId=f"alias/{bucket}")["KeyMetadata"]
+    key_tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]}
+    assert key_tags[ENVIRONMENT_TAG] == "prod"
+
+    # The policy as S3 keeps it, evaluated for roles as the stacks tag them (infra.naming.labels).
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert other_environments_statement(bucket, "prod") in policy["Statement"]
+    bucket_policy = ResourcePolicy(policy)
+    power_user = [managed_policy("PowerUserAccess")]
+    state = f"arn:aws:s3:::{bucket}/.pulumi/stacks/mlops-stack/aws-prod.json"
+    over_tls = {"aws:SecureTransport": "true"}
+    for action, resource in (
+        ("s3:GetObject", state),
+        ("s3:PutObject", state),
+        ("s3:PutBucketPolicy", f"arn:aws:s3:::{bucket}"),
+    ):
+        request = Request(action, resource, over_tls)
+        dev_role = Principal(power_user, tags={ENVIRONMENT_TAG: "dev"})
+        assert decide(dev_role, request, [bucket_policy]) is Decision.EXPLICIT_DENY, action
+        prod_role = Principal(power_user, tags={ENVIRONMENT_TAG: "prod"})
+        assert decide(prod_role, request, [bucket_policy]) is Decision.ALLOW
+        assert decide(Principal(power_user), request, [bucket_policy]) is Decision.ALLOW  # the admins
+    # AWS always sets aws:SecureTransport; over plain HTTP even the admins are refused.
+    plain_http = Request("s3:GetObject", state, {"aws:SecureTransport": "false"})
+    assert decide(Principal(power_user), plain_http, [bucket_policy]) is Decision.EXPLICIT_DENY
+
+
+def test_aws_the_key_policy_bootstrap_leaves_lets_the_stacks_iam_grants_work(aws_env: S3Emulator) -> None:
+    bucket = unique("state-aws-dev-")
+    s3, kms = aws_clients()
+    ensure_aws_backend(s3, kms, bucket, REGION, f"alias/{bucket}", environment="dev")
+    key = kms.describe_key(KeyId=f"alias/{bucket}")["KeyMetadata"]
+    key_policy = ResourcePolicy(
+        json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]),
+        key["AWSAccountId"],
+        delegates_to_iam_required=True,
+    )
+    # What the stack grants its preview role (infra/aws/state_access.py): decrypt with this key, by ARN.
+    preview = Principal(
+        [{"Statement": [{"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [key["Arn"]]}]}]
+    )
+    assert decide(preview, Request("kms:Decrypt", key["Arn"]), [key_policy]) is Decision.ALLOW
+
+
+def test_aws_a_key_whose_policy_shuts_out_iam_is_refused_with_the_fix(aws_env: S3Emulator) -> None:
+    alias = f"alias/{unique('closed-key-')}"
+    s3, kms = aws_clients()
+    account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
+    only_one_role = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:role/key-admin"},
+                       "Action": "kms:*", "Resource": "*"}],
+    }  # fmt: skip
+    key = kms.create_key(Policy=json.dumps(only_one_role), BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    with pytest.raises(
+        BootstrapError, match=r"does not let IAM policies grant access.*Enable IAM User Permissions"
+    ):
+        ensure_aws_backend(s3, kms, unique("state-aws-"), REGION, alias, environment="dev")
+
+
+def test_aws_one_environments_bucket_or_key_is_refused_to_another(aws_env: S3Emulator) -> None:
+    bucket, alias = unique("state-aws-dev-"), f"alias/{unique('dev-key-')}"
+    s3, kms = aws_clients()
+    ensure_aws_backend(s3, kms, bucket, REGION, alias, environment="dev")
+    with pytest.raises(BootstrapError, match="holds the state of environment 'dev', not 'prod'"):
+        ensure_aws_backend(s3, kms, bucket, REGION, f"alias/{unique('prod-key-')}", environment="prod")
+    with pytest.raises(BootstrapError, match=r"KMS key .* belongs to environment 'dev', not 'prod'"):
+        ensure_aws_backend(s3, kms, unique("state-aws-prod-"), REGION, alias, environment="prod")
+
+
+def test_aws_state_made_before_environments_is_tagged_and_closed_on_the_next_run(aws_env: S3Emulator) -> None:
+    bucket = unique("state-aws-")
+    s3, kms = aws_clients()
+    ensure_aws_backend(s3, kms, bucket, REGION, f"alias/{bucket}")
+    upgraded = ensure_aws_backend(s3, kms, bucket, REGION, f"alias/{bucket}", environment="staging")
+    assert upgraded.changes == [
+        f"tagged KMS key alias/{bucket} environment=staging",
+        f"tagged S3 bucket {bucket} environment=staging",
+        "denied principals tagged with an environment other than staging (bucket policy)",
+    ]
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    assert tags == {MARKER_KEY: MARKER_VALUE, ENVIRONMENT_TAG: "staging"}  # the marker kept
+    again = ensure_aws_backend(s3, kms, bucket, REGION, f"alias/{bucket}", environment="staging")
+    assert again.changes == []
+
+
+def test_aws_bootstrap_tags_with_the_environment_tag_the_stacks_use() -> None:
+    from infra.config import load_settings
+    from infra.naming import labels
+
+    config = {"mlops-stack:cloud": "aws", "mlops-stack:environment": "prod", "aws:region": REGION,
+              "mlops-stack:githubRepository": "acme-ml/mlops-stack"}  # fmt: skip
+    assert labels(load_settings(config.get, stack="aws-prod"))[ENVIRONMENT_TAG] == "prod"
 
 
 @pytest.mark.parametrize(

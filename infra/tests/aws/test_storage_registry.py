@@ -39,12 +39,18 @@ def test_bucket_is_versioned_and_encrypted_with_its_own_rotating_key(environment
 def test_bucket_policy_denies_every_request_without_tls(environment: str) -> None:
     run = run_aws(environment)
     bucket_arn = f"arn:aws:s3:::{bucket_name(run)}"
-    (statement,) = statements(run.one("aws:s3/bucketPolicy:BucketPolicy")).values()
+    policy = statements(run.one("aws:s3/bucketPolicy:BucketPolicy"))
+    statement = policy["DenyInsecureTransport"]
     assert statement["Effect"] == "Deny"
     assert statement["Principal"] == "*"
     assert statement["Action"] == ["s3:*"]
     assert statement["Resource"] == [bucket_arn, f"{bucket_arn}/*"]
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # And no role of another environment (infra/aws/fence.py; evaluated in test_ci_identity.py).
+    assert set(policy) == {"DenyInsecureTransport", "DenyOtherEnvironments"}
+    assert policy["DenyOtherEnvironments"]["Condition"]["StringNotEquals"] == {
+        "aws:PrincipalTag/environment": environment
+    }
 
 
 def test_lifecycle_expires_noncurrent_versions(environment: str) -> None:
