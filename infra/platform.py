@@ -37,7 +37,7 @@ class PlatformBuilder(Protocol):
 
 def builder_for(settings: StackSettings) -> PlatformBuilder:
     """Import only the chosen cloud's package: the providers' SDKs are large, and a stack uses one."""
-    module = importlib.import_module(f"infra.{settings.cloud.value}")
+    module = importlib.import_module(f"infra.{settings.cloud.value}.platform")
     builder: PlatformBuilder = module.build_platform
     return builder
 

@@ -14,8 +14,8 @@ from pulumi_aws import kms, s3
 from infra.aws import iam
 from infra.config import StackSettings
 from infra.naming import short_name
+from infra.workloads import ARTIFACT_PREFIX
 
-ARTIFACT_PREFIX = "mlflow"
 NONCURRENT_VERSION_DAYS = 30
 SANDBOX_NONCURRENT_VERSION_DAYS = 1
 
