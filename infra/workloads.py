@@ -15,6 +15,11 @@ from infra.config import ModelPin, StackSettings
 from infra.generated_secrets import StackSecrets
 from infra.platform import TRACKING_ADMIN_USERNAME
 
+# One name for the same thing on every cloud: the tracking server's database and user, and the prefix under
+# which MLflow keeps artifacts in the stack's bucket (artifactRoot = <bucket>/<prefix>).
+DATABASE_NAME = "mlflow"
+DATABASE_USER = "mlflow"
+ARTIFACT_PREFIX = "mlflow"
 TRACKING_PORT = 5000
 API_PORT = 8000
 # Paths the platforms probe. /health is MLflow's own and open to anonymous callers under basic-auth.

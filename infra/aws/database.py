@@ -22,12 +22,11 @@ from pulumi_aws import rds
 
 from infra.config import StackSettings
 from infra.naming import short_name
+from infra.workloads import DATABASE_NAME, DATABASE_USER
 
 SERVERLESS_TIER = "serverless"
 # Where infra/mlflow_server/Dockerfile puts the RDS global CA bundle (a test holds the two together).
 RDS_CA_BUNDLE_PATH = "/opt/rds-ca/global-bundle.pem"
-DATABASE_NAME = "mlflow"
-DATABASE_USER = "mlflow"
 # 0 ACU needs Aurora PostgreSQL 13.15, 14.12, 15.7, 16.3 or later.
 AURORA_ENGINE_VERSION = "16.6"
 POSTGRES_ENGINE_VERSION = "16.6"

@@ -15,8 +15,8 @@ from infra.aws import iam
 from infra.aws.fence import other_environments_principals
 from infra.config import StackSettings
 from infra.naming import short_name
+from infra.workloads import ARTIFACT_PREFIX
 
-ARTIFACT_PREFIX = "mlflow"
 NONCURRENT_VERSION_DAYS = 30
 SANDBOX_NONCURRENT_VERSION_DAYS = 1
 

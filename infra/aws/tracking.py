@@ -6,12 +6,19 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.aws.account import Account
-from infra.aws.database import DATABASE_NAME, DATABASE_USER, RDS_CA_BUNDLE_PATH
+from infra.aws.database import RDS_CA_BUNDLE_PATH
 from infra.aws.express import ExpressService, ExpressServiceArgs, express_host_pattern, reserve_service_name
 from infra.aws.storage import ArtifactStore
 from infra.config import StackSettings
 from infra.generated_secrets import StackSecrets
-from infra.workloads import TRACKING_HEALTH_PATH, TRACKING_PORT, ContainerEnvironment, tracking_environment
+from infra.workloads import (
+    DATABASE_NAME,
+    DATABASE_USER,
+    TRACKING_HEALTH_PATH,
+    TRACKING_PORT,
+    ContainerEnvironment,
+    tracking_environment,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

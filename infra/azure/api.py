@@ -26,18 +26,17 @@ from infra.naming import short_name
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelApiArgs:
     settings: StackSettings
     model: ModelPin
     secrets: StackSecrets
     resource_group_name: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
-    tags: dict[str, str]
     environment: AppsEnvironment
     registry: ContainerRegistry
     image: pulumi.Input[str]
-    artifacts: ArtifactStore
+    store: ArtifactStore
 
 
 class ModelApi(pulumi.ComponentResource):
@@ -51,10 +50,9 @@ class ModelApi(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             subscription_id=args.subscription_id,
             grants=[
-                RoleGrant("artifacts", BuiltInRole.STORAGE_BLOB_DATA_READER, args.artifacts.container_id),
+                RoleGrant("artifacts", BuiltInRole.STORAGE_BLOB_DATA_READER, args.store.container_id),
                 RoleGrant("pull", BuiltInRole.ACR_PULL, args.registry.id),
             ],
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         environment = api_environment(
@@ -81,7 +79,6 @@ class ModelApi(pulumi.ComponentResource):
                     liveness_path=API_LIVENESS_PATH,
                     readiness_path=API_READINESS_PATH,
                 ),
-                tags=args.tags,
                 environment=environment,
             ),
             identity,

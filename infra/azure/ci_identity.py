@@ -72,13 +72,12 @@ def sandboxes_group_name(settings: StackSettings) -> str:
     return f"{settings.project}-{settings.stack}-sandboxes"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CiIdentityArgs:
     settings: StackSettings
     resource_group_id: pulumi.Input[str]  # the stack's group: what its deploy identity manages
     subscription_id: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
-    tags: dict[str, str]
 
 
 class CiIdentity(pulumi.ComponentResource):
@@ -99,7 +98,6 @@ class CiIdentity(pulumi.ComponentResource):
         identities = resources.ResourceGroup(
             f"{name}-identities",
             resource_group_name=identities_group_name(settings),
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
         )
         deploy = self._federated_identity(f"{name}-deploy", subjects[CiRole.DEPLOY], identities.name, args)
@@ -132,7 +130,6 @@ class CiIdentity(pulumi.ComponentResource):
             group = resources.ResourceGroup(
                 f"{name}-sandboxes-group",
                 resource_group_name=sandboxes_group_name(settings),
-                tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             sandbox = self._federated_identity(
@@ -211,7 +208,6 @@ class CiIdentity(pulumi.ComponentResource):
             name,
             resource_name_=name,
             resource_group_name=group,
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         managedidentity.FederatedIdentityCredential(

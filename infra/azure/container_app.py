@@ -56,7 +56,7 @@ class Probes:
     readiness_path: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceAppArgs:
     resource_group_name: pulumi.Input[str]
     app_name: str  # the physical name: part of the FQDN, so callers know it before the app exists
@@ -68,7 +68,6 @@ class ServiceAppArgs:
     port: int
     size: ContainerSettings
     probes: Probes
-    tags: dict[str, str]
     environment: ContainerEnvironment
 
 
@@ -107,7 +106,6 @@ class AppIdentity(pulumi.ComponentResource):
         resource_group_name: pulumi.Input[str],
         subscription_id: pulumi.Input[str],
         grants: list[RoleGrant],
-        tags: dict[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlops-stack:azure:AppIdentity", name, None, opts)
@@ -116,7 +114,6 @@ class AppIdentity(pulumi.ComponentResource):
             name,
             resource_name_=name,  # the stack's name is its first part, so sandboxes sharing a group differ
             resource_group_name=resource_group_name,
-            tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.assignments = [
@@ -195,7 +192,6 @@ class ServiceApp(pulumi.ComponentResource):
                     min_replicas=args.size.min_instances, max_replicas=args.size.max_instances
                 ),
             ),
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[identity.ready]),
         )
         # Through the app's id, so whoever reads the URL waits until the app exists.

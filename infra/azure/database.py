@@ -10,9 +10,9 @@ from infra.azure.limits import POSTGRES_SERVER, name_limit
 from infra.azure.protection import delete_lock
 from infra.config import StackSettings
 from infra.naming import short_name
+from infra.workloads import DATABASE_NAME
 
 POSTGRES_VERSION = dbforpostgresql.PostgresMajorVersion.POSTGRES_MAJOR_VERSION_16
-DATABASE_NAME = "mlflow"
 # The server's administrator is the user MLflow connects as (one application, one database). Azure
 # reserves names such as admin, root and azure_superuser.
 ADMIN_LOGIN = "mlflow"
@@ -37,26 +37,27 @@ def sku_tier(sku_name: str) -> dbforpostgresql.SkuTier:
     return dbforpostgresql.SkuTier.GENERAL_PURPOSE
 
 
-@dataclass(frozen=True)
-class DatabaseArgs:
+@dataclass(frozen=True, kw_only=True)
+class TrackingDatabaseArgs:
     resource_group_name: pulumi.Input[str]
     settings: StackSettings
-    tags: dict[str, str]
     password: pulumi.Output[str]
     delegated_subnet_id: pulumi.Input[str]
     private_dns_zone_id: pulumi.Input[str]
     depends_on: list[pulumi.Resource]  # the DNS zone's VNet link: the server's name must resolve in the VNet
 
 
-class Database(pulumi.ComponentResource):
+class TrackingDatabase(pulumi.ComponentResource):
     """The server (VNet-integrated, public access disabled) and the `mlflow` database."""
 
     host: pulumi.Output[str]
     name: str = DATABASE_NAME
     user: str = ADMIN_LOGIN
 
-    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlops-stack:azure:Database", name, None, opts)
+    def __init__(
+        self, name: str, args: TrackingDatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:azure:TrackingDatabase", name, None, opts)
         settings = args.settings
         suffix = random.RandomString(
             f"{name}-server-suffix",
@@ -98,7 +99,6 @@ class Database(pulumi.ComponentResource):
                 private_dns_zone_arm_resource_id=args.private_dns_zone_id,
                 public_network_access=dbforpostgresql.ServerPublicNetworkAccessState.DISABLED,
             ),
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect, depends_on=args.depends_on),
         )
         dbforpostgresql.Database(

@@ -31,11 +31,10 @@ def log_retention_days(settings: StackSettings) -> int:
     return min(max(settings.log_retention_days, low), high)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AppsEnvironmentArgs:
     resource_group_name: pulumi.Input[str]
     settings: StackSettings
-    tags: dict[str, str]
     subnet_id: pulumi.Input[str]
 
 
@@ -59,7 +58,6 @@ class AppsEnvironment(pulumi.ComponentResource):
                 name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
             ),
             retention_in_days=log_retention_days(args.settings),
-            tags=args.tags,
             opts=child,
         )
         environment = app.ManagedEnvironment(
@@ -75,7 +73,6 @@ class AppsEnvironment(pulumi.ComponentResource):
                 infrastructure_subnet_id=args.subnet_id, internal=False
             ),
             app_logs_configuration=app.AppLogsConfigurationArgs(destination="azure-monitor"),
-            tags=args.tags,
             opts=child,
         )
         monitor.DiagnosticSetting(

@@ -34,11 +34,10 @@ def database_zone_name(stack: str) -> str:
 ZONE_NAME_MAX_LENGTH = 63
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetworkArgs:
     resource_group_name: pulumi.Input[str]
     stack: str
-    tags: dict[str, str]
 
 
 class Network(pulumi.ComponentResource):
@@ -59,7 +58,6 @@ class Network(pulumi.ComponentResource):
             ),
             resource_group_name=args.resource_group_name,
             address_space=network.AddressSpaceArgs(address_prefixes=[ADDRESS_SPACE]),
-            tags=args.tags,
             opts=child,
         )
         apps = network.Subnet(
@@ -93,7 +91,6 @@ class Network(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             private_zone_name=database_zone_name(args.stack),
             location="global",
-            tags=args.tags,
             opts=child,
         )
         self.database_dns_link = privatedns.VirtualNetworkLink(
@@ -104,7 +101,6 @@ class Network(pulumi.ComponentResource):
             virtual_network=privatedns.SubResourceArgs(id=vnet.id),
             registration_enabled=False,
             location="global",
-            tags=args.tags,
             opts=child,
         )
         self.apps_subnet_id = apps.id

@@ -35,11 +35,10 @@ RANDOM_SUFFIX_LENGTH = 6
 EXCHANGE_TIMEOUT_SECONDS = 30
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ContainerRegistryArgs:
     resource_group_name: pulumi.Input[str]
     settings: StackSettings
-    tags: dict[str, str]
 
 
 class ContainerRegistry(pulumi.ComponentResource):
@@ -64,15 +63,15 @@ class ContainerRegistry(pulumi.ComponentResource):
             sku=containerregistry.SkuArgs(name=containerregistry.SkuName.BASIC),
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
-            tags=args.tags,
             opts=child,
         )
         self.id = registry.id
         self.login_server = registry.login_server
         self.register_outputs({"id": registry.id, "login_server": registry.login_server})
 
-    def push_login(self, tenant_id: pulumi.Input[str]) -> RegistryLogin:
+    def login(self) -> RegistryLogin:
         """A short-lived login for `infra.images.build_images`, from the deploying identity's token."""
+        tenant_id = authorization.get_client_config_output().tenant_id
         aad_token = authorization.get_client_token_output().token
         refresh_token = pulumi.Output.all(self.login_server, tenant_id, aad_token).apply(
             lambda values: exchange_for_acr_refresh_token(values[0], values[1], values[2])

@@ -18,11 +18,10 @@ ACCOUNT_NAME_PREFIX_LENGTH = 18
 RANDOM_SUFFIX_LENGTH = 6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArtifactStoreArgs:
     resource_group_name: pulumi.Input[str]
     settings: StackSettings
-    tags: dict[str, str]
 
 
 class ArtifactStore(pulumi.ComponentResource):
@@ -63,7 +62,6 @@ class ArtifactStore(pulumi.ComponentResource):
             allow_shared_key_access=False,
             default_to_o_auth_authentication=True,
             allow_cross_tenant_replication=False,
-            tags=args.tags,
             opts=data,
         )
         if not settings.is_sandbox:

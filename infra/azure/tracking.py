@@ -14,7 +14,7 @@ from infra.azure.container_app import (
     app_fqdn,
     identity_environment,
 )
-from infra.azure.database import Database
+from infra.azure.database import TrackingDatabase
 from infra.azure.environment import AppsEnvironment
 from infra.azure.registry import ContainerRegistry
 from infra.azure.roles import BuiltInRole
@@ -27,18 +27,17 @@ from infra.workloads import TRACKING_HEALTH_PATH, TRACKING_PORT, tracking_enviro
 APP_NAME_MAX_LENGTH = 32  # Container Apps names: 2-32 lowercase letters, digits and '-'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrackingServerArgs:
     settings: StackSettings
     secrets: StackSecrets
     resource_group_name: pulumi.Input[str]
     subscription_id: pulumi.Input[str]
-    tags: dict[str, str]
     environment: AppsEnvironment
     registry: ContainerRegistry
     image: pulumi.Input[str]
-    database: Database
-    artifacts: ArtifactStore
+    database: TrackingDatabase
+    store: ArtifactStore
 
 
 class TrackingServer(pulumi.ComponentResource):
@@ -56,16 +55,13 @@ class TrackingServer(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             subscription_id=args.subscription_id,
             grants=[
-                RoleGrant(
-                    "artifacts", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, args.artifacts.container_id
-                ),
+                RoleGrant("artifacts", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, args.store.container_id),
                 # MLflow signs multipart-upload URLs with a user delegation key (shared keys are off), so
                 # clients upload large models straight to the container; the key is an account-level
                 # action, and this role grants only that (data access stays on the container above).
-                RoleGrant("sign-uploads", BuiltInRole.STORAGE_BLOB_DELEGATOR, args.artifacts.account_id),
+                RoleGrant("sign-uploads", BuiltInRole.STORAGE_BLOB_DELEGATOR, args.store.account_id),
                 RoleGrant("pull", BuiltInRole.ACR_PULL, args.registry.id),
             ],
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         environment = tracking_environment(
@@ -74,7 +70,7 @@ class TrackingServer(pulumi.ComponentResource):
             database_host=args.database.host,
             database_name=args.database.name,
             database_user=args.database.user,
-            artifacts_destination=args.artifacts.artifact_root,
+            artifacts_destination=args.store.artifact_root,
             allowed_hosts=fqdn,
             extra=identity_environment(identity.identity),
         )
@@ -92,7 +88,6 @@ class TrackingServer(pulumi.ComponentResource):
                 size=settings.tracking,
                 # MLflow's /health is exempt from its auth and host check: right for every probe.
                 probes=Probes(startup_path=TRACKING_HEALTH_PATH, liveness_path=TRACKING_HEALTH_PATH),
-                tags=args.tags,
                 environment=environment,
             ),
             identity,

@@ -11,9 +11,8 @@ from infra.gcp import cloud_run
 from infra.gcp.apis import Api, RequiredApis
 from infra.gcp.secrets import ContainerSecrets, ContainerSecretsArgs
 from infra.gcp.service_accounts import runtime_identity
-from infra.gcp.storage import ArtifactBucket
+from infra.gcp.storage import ArtifactStore
 from infra.generated_secrets import StackSecrets
-from infra.naming import labels
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
 
 BUCKET_READER = "roles/storage.objectViewer"
@@ -27,12 +26,12 @@ def model_object_prefix(model: ModelPin) -> str:
     return urlsplit(model.source).path.strip("/")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelApiArgs:
     settings: StackSettings
     model: ModelPin
     secrets: StackSecrets
-    bucket: ArtifactBucket
+    store: ArtifactStore
     image: pulumi.Input[str]  # by digest
     project_number: pulumi.Input[str]
     deployer: pulumi.Input[str]  # IAM member of the CI deploy account, which needs actAs on ours
@@ -58,7 +57,7 @@ class ModelApi(pulumi.ComponentResource):
         )
         # The pinned model's files only: not other runs' artifacts, not other models. MLflow's GCS loader
         # lists the model's directory (checked on the bucket) and reads each file (checked per object).
-        bucket_access = args.bucket.grant(
+        bucket_access = args.store.grant(
             f"{name}-bucket-reader",
             BUCKET_READER,
             identity.member,
@@ -69,7 +68,10 @@ class ModelApi(pulumi.ComponentResource):
         secrets = ContainerSecrets(
             f"{name}-secrets",
             ContainerSecretsArgs(
-                settings, environment.secrets, identity.member, args.apis.needed_by([Api.SECRET_MANAGER])
+                settings=settings,
+                values=environment.secrets,
+                reader=identity.member,
+                depends_on=args.apis.needed_by([Api.SECRET_MANAGER]),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -81,11 +83,9 @@ class ModelApi(pulumi.ComponentResource):
             location=settings.region,
             ingress="INGRESS_TRAFFIC_ALL",
             deletion_protection=False,  # stateless: the model it serves stays in the bucket
-            labels=labels(settings),
             template=cloudrunv2.ServiceTemplateArgs(
                 service_account=identity.account.email,
                 scaling=cloud_run.scaling(settings.api),
-                labels=labels(settings),
                 containers=[
                     cloudrunv2.ServiceTemplateContainerArgs(
                         image=args.image,

@@ -174,7 +174,7 @@ class NameScope:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CiIdentityArgs:
     settings: StackSettings
     apis: RequiredApis
@@ -193,14 +193,16 @@ def sandbox_deployer_email(project: str) -> str:
     return f"{SANDBOX_DEPLOYER_ACCOUNT_ID}@{project}.iam.gserviceaccount.com"
 
 
-def ci_access(name: str, settings: StackSettings, apis: RequiredApis) -> CiAccess:
+def ci_access(name: str, settings: StackSettings, apis: RequiredApis, parent: pulumi.Resource) -> CiAccess:
     """The CI identities of a dev/staging/prod stack; a sandbox makes none: the sandbox account deploys it."""
     if settings.is_sandbox:
         deployer = pulumi.Output.from_input(
             f"serviceAccount:{sandbox_deployer_email(settings.gcp_project or '')}"
         )
         return CiAccess(deployer, {}, None)
-    ci = CiIdentity(name, CiIdentityArgs(settings, apis))
+    ci = CiIdentity(
+        name, CiIdentityArgs(settings=settings, apis=apis), opts=pulumi.ResourceOptions(parent=parent)
+    )
     return CiAccess(ci.deploy_member, ci.outputs, ci.sandbox_outputs)
 
 

@@ -8,15 +8,14 @@ import pulumi_random as random
 
 from infra.config import StackSettings
 from infra.naming import labels, short_name
+from infra.workloads import DATABASE_NAME, DATABASE_USER
 
 POSTGRES_VERSION = "POSTGRES_16"
-DATABASE_NAME = "mlflow"
-DATABASE_USER = "mlflow"
 # Enterprise edition keeps at most 7 days of transaction logs for point-in-time recovery.
 MAX_TRANSACTION_LOG_DAYS = 7
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrackingDatabaseArgs:
     settings: StackSettings
     password: pulumi.Output[str]  # from StackSecrets
@@ -84,6 +83,8 @@ class TrackingDatabase(pulumi.ComponentResource):
                     authorized_networks=[],
                     ssl_mode="ENCRYPTED_ONLY",
                 ),
+                # The provider's default_labels reach a resource's top-level `labels` only; Cloud SQL keeps
+                # its labels in settings, so they are the one place GCP's labels are given by hand.
                 user_labels=labels(settings),
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect, depends_on=args.depends_on),

@@ -8,14 +8,14 @@ import pulumi_gcp.organizations as organizations
 
 from infra.config import StackSettings
 from infra.images import RegistryLogin
-from infra.naming import labels, short_name
+from infra.naming import short_name
 
 # Untagged images (replaced by a newer push of the same tag) older than this are deleted, unless they are
 # among the most recent `registry_keep_images` versions, which a KEEP policy always spares.
 UNTAGGED_MAX_AGE_SECONDS = 7 * 24 * 3600
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ContainerRegistryArgs:
     settings: StackSettings
     depends_on: list[pulumi.Resource]  # the Artifact Registry API
@@ -57,7 +57,6 @@ class ContainerRegistry(pulumi.ComponentResource):
                     ),
                 ),
             ],
-            labels=labels(settings),
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
         )
         self.address = f"{settings.region}-docker.pkg.dev"

@@ -9,12 +9,12 @@ import pulumi_gcp.cloudrunv2 as cloudrunv2
 import pulumi_gcp.secretmanager as secretmanager
 
 from infra.config import StackSettings
-from infra.naming import labels, short_name
+from infra.naming import short_name
 
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"  # noqa: S105 (a role name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ContainerSecretsArgs:
     settings: StackSettings
     values: Mapping[str, pulumi.Output[str]]  # env var name -> secret value (from StackSecrets)
@@ -45,7 +45,6 @@ class ContainerSecrets(pulumi.ComponentResource):
                 replication=secretmanager.SecretReplicationArgs(
                     auto=secretmanager.SecretReplicationAutoArgs()
                 ),
-                labels=labels(settings),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
             )
             data: pulumi.Output[str] = pulumi.Output.secret(value)

@@ -6,9 +6,9 @@ import pulumi
 import pulumi_gcp.storage as storage
 
 from infra.config import StackSettings
-from infra.naming import labels, short_name
+from infra.naming import short_name
+from infra.workloads import ARTIFACT_PREFIX
 
-ARTIFACT_PREFIX = "mlflow"  # MLflow's artifacts live under gs://<bucket>/mlflow
 BUCKET_NAME_MAX = 63  # without dots (https://cloud.google.com/storage/docs/buckets#naming)
 # MLflow's part URLs live an hour; a multipart upload still open a day later was abandoned, and its parts
 # are billed until aborted (AbortIncompleteMultipartUpload, https://cloud.google.com/storage/docs/lifecycle).
@@ -20,13 +20,13 @@ def artifact_bucket_name(settings: StackSettings) -> str:
     return short_name(settings.gcp_project or "", settings.stack, "mlflow", max_length=BUCKET_NAME_MAX)
 
 
-@dataclass(frozen=True)
-class ArtifactBucketArgs:
+@dataclass(frozen=True, kw_only=True)
+class ArtifactStoreArgs:
     settings: StackSettings
     depends_on: list[pulumi.Resource]  # the Storage API
 
 
-class ArtifactBucket(pulumi.ComponentResource):
+class ArtifactStore(pulumi.ComponentResource):
     """Uniform bucket-level access and enforced public access prevention, so no object ACL or `allUsers`
     grant can ever make an artifact public; access is granted per service account on this bucket only."""
 
@@ -34,9 +34,9 @@ class ArtifactBucket(pulumi.ComponentResource):
     artifact_root: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: ArtifactBucketArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: ArtifactStoreArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("mlops-stack:gcp:ArtifactBucket", name, None, opts)
+        super().__init__("mlops-stack:gcp:ArtifactStore", name, None, opts)
         settings = args.settings
         self.bucket = storage.Bucket(
             f"{name}-bucket",
@@ -69,7 +69,6 @@ class ArtifactBucket(pulumi.ComponentResource):
                 if settings.is_sandbox
                 else None
             ),
-            labels=labels(settings),
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect, depends_on=args.depends_on),
         )
         self.artifact_root = pulumi.Output.concat("gs://", self.bucket.name, f"/{ARTIFACT_PREFIX}")
@@ -111,6 +110,6 @@ class ArtifactBucket(pulumi.ComponentResource):
 
 
 def object_prefix_condition(bucket: str, prefix: str) -> str:
-    """The CEL condition of `ArtifactBucket.grant(object_prefix=...)`."""
+    """The CEL condition of `ArtifactStore.grant(object_prefix=...)`."""
     resource = f"projects/_/buckets/{bucket}"
     return f"resource.name == '{resource}' || resource.name.startsWith('{resource}/objects/{prefix}/')"

@@ -13,9 +13,8 @@ from infra.gcp.apis import Api, RequiredApis
 from infra.gcp.database import TrackingDatabase
 from infra.gcp.secrets import ContainerSecrets, ContainerSecretsArgs
 from infra.gcp.service_accounts import runtime_identity
-from infra.gcp.storage import ArtifactBucket
+from infra.gcp.storage import ArtifactStore
 from infra.generated_secrets import StackSecrets
-from infra.naming import labels
 from infra.workloads import TRACKING_PORT, tracking_environment
 
 CLOUD_SQL_SOCKETS = "/cloudsql"  # where Cloud Run mounts the Cloud SQL connection's unix sockets
@@ -31,11 +30,11 @@ STARTUP_PROBE_FAILURES = 24
 REQUEST_TIMEOUT = "900s"
 
 
-@dataclass(frozen=True)
-class TrackingServiceArgs:
+@dataclass(frozen=True, kw_only=True)
+class TrackingServerArgs:
     settings: StackSettings
     secrets: StackSecrets
-    bucket: ArtifactBucket
+    store: ArtifactStore
     database: TrackingDatabase
     image: pulumi.Input[str]  # by digest
     project_number: pulumi.Input[str]
@@ -43,7 +42,7 @@ class TrackingServiceArgs:
     apis: RequiredApis
 
 
-class TrackingService(pulumi.ComponentResource):
+class TrackingServer(pulumi.ComponentResource):
     """MLflow with basic auth, PostgreSQL through Cloud Run's Cloud SQL connection, artifacts proxied to the
     bucket over HTTP/2 end to end, large uploads straight to the bucket through part URLs it signs with IAM.
     Its account may write objects in this bucket, read its own three secrets, connect to this database
@@ -52,14 +51,14 @@ class TrackingService(pulumi.ComponentResource):
     url: pulumi.Output[str]
 
     def __init__(
-        self, name: str, args: TrackingServiceArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("mlops-stack:gcp:TrackingService", name, None, opts)
+        super().__init__("mlops-stack:gcp:TrackingServer", name, None, opts)
         settings = args.settings
         identity = runtime_identity(
             name, settings, "tracking", args.deployer, self, args.apis.needed_by([Api.IAM])
         )
-        bucket_access = args.bucket.grant(f"{name}-bucket-writer", BUCKET_WRITER, identity.member, self)
+        bucket_access = args.store.grant(f"{name}-bucket-writer", BUCKET_WRITER, identity.member, self)
         # Cloud SQL has no instance-level IAM policy: the project binding is narrowed to this instance by a
         # condition, so the account cannot connect to other instances in the project.
         instance_path = pulumi.Output.concat(
@@ -103,7 +102,7 @@ class TrackingService(pulumi.ComponentResource):
             database_host=pulumi.Output.concat(f"{CLOUD_SQL_SOCKETS}/", args.database.connection_name),
             database_name=args.database.database_name,
             database_user=args.database.user_name,
-            artifacts_destination=args.bucket.artifact_root,
+            artifacts_destination=args.store.artifact_root,
             allowed_hosts=hosts,
             # A unix socket to Cloud Run's Cloud SQL connection, which encrypts the hop to the instance
             # itself (mutual TLS); libpq has no TLS to negotiate on a socket.
@@ -114,7 +113,10 @@ class TrackingService(pulumi.ComponentResource):
         secrets = ContainerSecrets(
             f"{name}-secrets",
             ContainerSecretsArgs(
-                settings, environment.secrets, identity.member, args.apis.needed_by([Api.SECRET_MANAGER])
+                settings=settings,
+                values=environment.secrets,
+                reader=identity.member,
+                depends_on=args.apis.needed_by([Api.SECRET_MANAGER]),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -126,12 +128,10 @@ class TrackingService(pulumi.ComponentResource):
             ingress="INGRESS_TRAFFIC_ALL",
             # A service holds no data; the stack's data lives in the protected bucket and database.
             deletion_protection=False,
-            labels=labels(settings),
             template=cloudrunv2.ServiceTemplateArgs(
                 service_account=identity.account.email,
                 scaling=cloud_run.scaling(settings.tracking),
                 timeout=REQUEST_TIMEOUT,
-                labels=labels(settings),
                 volumes=[
                     cloudrunv2.ServiceTemplateVolumeArgs(
                         name="cloudsql",

@@ -1,5 +1,6 @@
 """The GCP program under mocks, per environment: what we would send to Google."""
 
+import json
 from typing import Any
 
 import pytest
@@ -113,23 +114,21 @@ def test_registry_keeps_recent_images_and_deletes_old_untagged(stack_run: Progra
     assert stack_run.outputs["registry"] == f"{REGION}-docker.pkg.dev/{PROJECT}/{repository['repositoryId']}"
 
 
-def test_every_labelled_resource_carries_the_stack_labels(stack_run: ProgramRun) -> None:
+def test_every_labelled_resource_carries_the_stack_labels_through_the_provider(stack_run: ProgramRun) -> None:
+    """One place: the explicit provider's default_labels reach every resource with top-level labels (none sets
+    its own); Cloud SQL keeps labels in its settings, the one place they are given by hand."""
     environment = environment_of(stack_run)
-    labelled = [
-        *(r.inputs["labels"] for r in stack_run.of_type("gcp:storage/bucket:Bucket")),
-        *(r.inputs["labels"] for r in stack_run.of_type("gcp:artifactregistry/repository:Repository")),
-        *(r.inputs["labels"] for r in stack_run.of_type("gcp:secretmanager/secret:Secret")),
-        *(r.inputs["labels"] for r in stack_run.of_type(SERVICE)),
-        *(
-            r.inputs["settings"]["userLabels"]
-            for r in stack_run.of_type("gcp:sql/databaseInstance:DatabaseInstance")
-        ),
-    ]
-    assert len(labelled) == 9  # bucket, repository, 4 secrets, 2 services, instance
-    for labels in labelled:
-        assert labels["stack"] == STACKS[environment]
-        assert labels["environment"] == environment
-        assert ("expires-at" in labels) is (environment == "sandbox")
+    [provider] = stack_run.of_type("pulumi:providers:gcp")
+    labels = json.loads(provider.inputs["defaultLabels"])  # provider config travels as JSON text
+    assert labels["stack"] == STACKS[environment]
+    assert labels["environment"] == environment
+    assert ("expires-at" in labels) is (environment == "sandbox")
+    assert (provider.inputs["project"], provider.inputs["region"]) == (PROJECT, REGION)
+    gcp_resources = [r for r in stack_run.resources if r.custom and r.type.startswith("gcp:")]
+    assert all("$pulumi:providers:gcp::gcp::" in (r.provider or "") for r in gcp_resources)
+    assert not [r.name for r in gcp_resources if r.inputs.get("labels")]
+    [instance] = stack_run.of_type("gcp:sql/databaseInstance:DatabaseInstance")
+    assert instance.inputs["settings"]["userLabels"] == labels
 
 
 def test_required_apis_are_enabled_and_never_disabled(stack_run: ProgramRun) -> None:
