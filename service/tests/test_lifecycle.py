@@ -1,129 +1,166 @@
-"""`python -m service` as a real process over real HTTP: size and time limits, and SIGTERM draining."""
+"""`python -m service` as a real process, one worker and forked workers: how it starts and how it stops.
+
+- With the tracking server down at start (a `models:/` URI), the port opens at once: live, unready with a
+  reason that names no internals, and ready as soon as the tracking server answers again.
+- On SIGTERM, a request in flight finishes; one whose body never completes gets our JSON 504 before the
+  grace ends (never uvicorn's plain-text 500); then the process exits.
+"""
 
 import os
 import signal
 import socket
-import subprocess
-import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
-from testing.model_fixtures import LoggedModel
+from scripts.tests.sizes import SMALL
+from scripts.train import train_and_register
+from service.tests.api_process import api_process, connect, read_response, request_bytes
+from testing.mlflow_server import MlflowServer
 from testing.ports import free_port
 
 pytestmark = pytest.mark.slow
 
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
+WORKER_MODES = pytest.mark.parametrize("workers", ["1", "2"], ids=["one-worker", "forked-workers"])
 
 
-@pytest.fixture(scope="module", params=["1", "2"], ids=["one-worker", "forked-workers"])
-def server(example_model: LoggedModel, request: pytest.FixtureRequest) -> Iterator[Server]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_URI": example_model.local_path,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": request.param,
-        "MAX_BODY_BYTES": "4096",
+class Relay:
+    """A TCP path to the tracking server that starts cut: its port refuses connections (as a tracking
+    server that is down does) until `restore`, after which every connection is piped to the server."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self.listener: socket.socket | None = None
+
+    def restore(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def registered_model(mlflow_server: MlflowServer) -> str:
+    """A small model registered on the shared tracking server; its `models:/` URI."""
+    name = f"lifecycle-{uuid.uuid4().hex[:8]}"
+    previous = {key: os.environ.get(key) for key in mlflow_server.client_env()}
+    os.environ.update(mlflow_server.client_env())
+    try:
+        version = train_and_register(model_name=name, **SMALL).version
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return f"models:/{name}/{version}"
+
+
+@pytest.fixture
+def relay(mlflow_server: MlflowServer) -> Iterator[Relay]:
+    path = Relay(int(mlflow_server.url.rsplit(":", 1)[1]))
+    yield path
+    path.close()
+
+
+@WORKER_MODES
+def test_starts_with_the_tracking_server_down_serves_once_it_is_back_and_drains_on_sigterm(
+    registered_model: str, mlflow_server: MlflowServer, relay: Relay, tmp_path: Path, workers: str
+) -> None:
+    """One life per worker mode (each process start costs seconds, so one process covers all three)."""
+    environment = {
+        "MODEL_URI": registered_model,
+        "WORKERS": workers,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{relay.port}",
+        "MLFLOW_TRACKING_USERNAME": mlflow_server.username,
+        "MLFLOW_TRACKING_PASSWORD": mlflow_server.password,
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",  # our own model, trained by this test
+        "MODEL_LOAD_BUDGET_SECONDS": "120",
         "REQUEST_TIMEOUT_SECONDS": "2",
+        "SHUTDOWN_TIMEOUT_SECONDS": "4",
     }
-    process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the service exited during startup"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    yield Server(process, port)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with api_process(tmp_path, **environment) as api:
+        # Down: live, unready, saying why in words that name nothing internal; the cause is in the log.
+        api.wait_for("/healthz", timeout=60)
+        waiting = api.wait_for("/readyz", status=503)
+        deadline = time.monotonic() + 30
+        while "retrying" not in waiting.json()["reason"] and time.monotonic() < deadline:
+            waiting = api.wait_for("/readyz", status=503)
+        refused = api.wait_for("/version", status=503)
+        assert "retrying" in waiting.json()["reason"]
+        assert refused.headers["retry-after"] == "5"
+        for text in (waiting.text, refused.text):
+            assert str(relay.port) not in text
+            assert registered_model.split("/")[1] not in text
+            assert "Error" not in text
+        assert str(relay.port) in api.log(), "the cause is logged"
 
+        # Back: ready with the pinned model, and serving.
+        relay.restore()
+        api.wait_for("/readyz", timeout=60)
+        assert api.wait_for("/version").json()["model_uri"] == registered_model
+        data = prediction_request()
+        with connect(api.port) as sock:
+            sock.sendall(data)
+            served = read_response(sock)
+        assert served is not None
+        assert served.status == 200
 
-def raw_request(port: int, head: str, body_parts: list[bytes], pause: float = 0.0) -> tuple[int, bytes]:
-    """Send a request by hand (to control timing and framing), return status and body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head.encode())
-        for part in body_parts:
-            time.sleep(pause)
-            sock.sendall(part)
-        response = b""
-        while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            response += chunk
-    return int(response[9:12]), response.split(b"\r\n\r\n", 1)[1]
-
-
-def request_body(example_model: LoggedModel) -> bytes:
-    return orjson.dumps({"dataframe_records": example_model.sample.head(1).to_dict(orient="records")})
-
-
-def test_declared_oversized_body_is_413(server: Server) -> None:
-    response = httpx.post(
-        f"http://127.0.0.1:{server.port}/invocations",
-        content=b"x" * 5000,
-        headers={"Content-Type": "text/csv"},
-    )
-    assert response.status_code == 413
-    assert "4096 bytes" in response.json()["message"]
-
-
-def test_streamed_oversized_body_is_413(server: Server) -> None:
-    head = (
-        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    )
-    chunk = b"x" * 3000
-    status, body = raw_request(
-        server.port, head, [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 2 + [b"0\r\n\r\n"]
-    )
-    assert status == 413
-    assert b"PAYLOAD_TOO_LARGE" in body
-
-
-def test_slow_body_times_out_with_504(server: Server, example_model: LoggedModel) -> None:
-    body = request_body(example_model)
-    head = (
-        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    status, answer = raw_request(server.port, head, [body[:10]], pause=0.0)
-    assert status == 504
-    assert b"longer than 2s" in answer
-
-
-def test_sigterm_drains_the_request_in_flight(server: Server, example_model: LoggedModel) -> None:
-    """Runs last in this module: it stops the server."""
-    body = request_body(example_model)
-    head = (
-        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(head.encode() + body[:10])
+        # SIGTERM: a request in flight completes; one whose body stops half-way gets our JSON 504 when its
+        # timeout (2 s) ends, before the grace (4 s) does; then the process exits on its own.
+        finishing, stalled = connect(api.port), connect(api.port)
+        finishing.sendall(data[:-10])
+        stalled.sendall(data[:-10])
         time.sleep(0.3)
-        server.process.send_signal(signal.SIGTERM)
+        api.process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
-        assert server.process.poll() is None, "exited with a request in flight"
-        sock.sendall(body[10:])
-        response = b""
-        while chunk := sock.recv(65536):  # Connection: close, so the server ends the stream
-            response += chunk
-    assert response.startswith(b"HTTP/1.1 200")
-    assert b'"predictions"' in response
-    # uvicorn re-raises the signal once drained, so the exit status says "terminated by SIGTERM".
-    assert server.process.wait(timeout=15) in (0, -signal.SIGTERM)
+        assert api.process.poll() is None, "exited with requests in flight"
+        finishing.sendall(data[-10:])
+        completed, timed_out = read_response(finishing), read_response(stalled)
+        # uvicorn re-raises the signal once drained: "terminated by SIGTERM" is a clean exit too.
+        assert api.process.wait(timeout=15) in (0, -signal.SIGTERM)
+        finishing.close()
+        stalled.close()
+        log = api.log()
+    assert completed is not None
+    assert completed.status == 200
+    assert b'"predictions"' in completed.body
+    assert timed_out is not None
+    assert (timed_out.status, timed_out.headers["content-type"]) == (504, "application/json")
+    assert orjson.loads(timed_out.body)["error_code"] == "TIMEOUT"
+    assert "Cancel" not in log, "uvicorn had to cancel a request at the end of the grace"
+
+
+def prediction_request() -> bytes:
+    row = dict.fromkeys(("temperature_c", "vibration_mm_s", "pressure_kpa", "humidity_pct", "rpm"), 1.0)
+    body = orjson.dumps({"dataframe_records": [row]})
+    return request_bytes("POST", "/invocations", {"Content-Type": "application/json"}, body)

@@ -8,11 +8,13 @@ from schemathesis.core.result import Ok
 
 from service.app import create_app
 from service.settings import Settings
+from service.tests.conftest import wait_until_ready
 
 
 def test_no_server_errors(settings: Settings) -> None:
     app = create_app(settings)
-    with TestClient(app):  # runs the lifespan: model loaded, /predict added to the schema
+    with TestClient(app) as client:  # runs the lifespan: the model loads, /predict joins the schema
+        wait_until_ready(client)
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         results = list(schema.get_all_operations())
         assert all(isinstance(result, Ok) for result in results), "our OpenAPI has an invalid operation"
