@@ -98,7 +98,7 @@ def _install(app: FastAPI, model: ServedModel) -> None:
     app.state.model = model
     app.state.plane = DataPlane(model, settings.max_rows)
     MODEL_LOAD_SECONDS.set(model.load_seconds)
-    if model.columns:
+    if model.columns and "/predict" not in app.state.route_paths:  # a lifespan may run more than once
         app.include_router(predict.predict_router(model, settings.max_rows))
         app.openapi_schema = None
         _index_routes(app)

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 INLINE_BODY_BYTES = 8 * 1024
 INLINE_MAX_ROWS = 64
+THREADS_PER_WORKER = 2
 # What MLflow's parser, pandas or a model raise for input they cannot use. Their text stays in the log:
 # it can name internals (types, paths) and says nothing a client can act on that our message does not.
 _INPUT_FAILURES = (MlflowException, ValueError, TypeError, KeyError, IndexError, RecursionError, csv.Error)
@@ -70,6 +71,10 @@ class DataPlane:
     def __init__(self, model: ServedModel, max_rows: int) -> None:
         self.model = model
         self.max_rows = max_rows
+        # Parsing and predicting are CPU-bound and hold the GIL most of the time: more threads at once
+        # add no throughput to a worker, and every one of them delays the event loop's next turn (health
+        # checks included). Requests beyond these wait on the loop, under their request timeout.
+        self._threads = anyio.CapacityLimiter(THREADS_PER_WORKER)
 
     async def invocations(self, body: bytes, content_type: str | None) -> Prediction:
         """MLflow's scoring protocol; a broken rule is a 400, as `mlflow models serve` answers."""
@@ -77,7 +82,7 @@ class DataPlane:
         try:
             if mime == JSON:
                 return await self._json(body, invocation_payload)
-            return await _in_thread(self._score_csv, body)
+            return await self._in_thread(self._score_csv, body)
         except InputError as error:
             raise ApiError(400, error.message) from None
 
@@ -92,12 +97,17 @@ class DataPlane:
 
     async def _json(self, body: bytes, envelope: Envelope) -> Prediction:
         if self.model.fast_predictor is None or len(body) > INLINE_BODY_BYTES:
-            return await _in_thread(self._score_json, body, envelope)
+            return await self._in_thread(self._score_json, body, envelope)
         payload = envelope(decode_json(body))
         matrix = numeric_matrix(payload, self.model.column_names)
         if matrix is None or "params" in payload or len(matrix) > INLINE_MAX_ROWS:
-            return await _in_thread(self._score_payload, payload, matrix)
+            return await self._in_thread(self._score_payload, payload, matrix)
         return self._score_matrix(matrix, None)
+
+    async def _in_thread(self, function: Callable[..., Prediction], *args: Any) -> Prediction:
+        """Run off the event loop; if the request times out meanwhile, stop waiting (the thread finishes
+        on its own and its result is dropped) so the timeout's 504 is not held back by the work."""
+        return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True, limiter=self._threads)
 
     def _score_json(self, body: bytes, envelope: Envelope) -> Prediction:
         payload = envelope(decode_json(body))
@@ -157,9 +167,3 @@ def _answer(predictions: Any, rows: int) -> Prediction:
     output = io.StringIO()
     predictions_to_json(predictions, output)
     return Prediction(output.getvalue().encode(), rows)
-
-
-async def _in_thread(function: Callable[..., Prediction], *args: Any) -> Prediction:
-    """Run off the event loop; if the request times out meanwhile, stop waiting (the thread finishes
-    on its own and its result is dropped) so the timeout's 504 is not held back by the work."""
-    return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
