@@ -88,8 +88,7 @@ class DataPlane:
 
     async def predict(self, body: bytes, content_type: str | None) -> Prediction:
         """Typed rows (`{"rows": [...]}`); a broken rule is a 422, as the route's OpenAPI says."""
-        if media_type(content_type) != JSON:
-            raise ApiError(415, f'Content-Type must be {JSON}: send {{"rows": [...]}}.')
+        media_type(content_type, accepted=(JSON,))
         try:
             return await self._json(body, typed_payload)
         except InputError as error:

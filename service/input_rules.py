@@ -108,7 +108,7 @@ def matrix_from_records(records: list[Any], names: Sequence[str]) -> NDArray[np.
         if not isinstance(record, dict):
             return None
         if len(record) != len(names) or any(name not in record for name in names):
-            check_columns(list(record), names, where=f"row {number}")
+            check_columns(list(record), names, where=f"input row {number}")
         values.append([record[name] for name in names])
     return checked_matrix(values, names)
 

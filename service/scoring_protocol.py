@@ -37,12 +37,12 @@ FORMAT_HELP = (
 )
 
 
-def media_type(content_type: str | None) -> str:
-    """`application/json` or `text/csv` (optionally `; charset=utf-8`); anything else is 415."""
+def media_type(content_type: str | None, accepted: tuple[str, ...] = (JSON, CSV)) -> str:
+    """One of `accepted` (optionally with `; charset=utf-8`); anything else is 415."""
     parts = [part.strip() for part in (content_type or "").split(";")]
     mime = parts[0].lower()
-    if mime not in (JSON, CSV):
-        raise ApiError(415, f"Content-Type must be {JSON} or {CSV}, got {echo(content_type)}.")
+    if mime not in accepted:
+        raise ApiError(415, f"Content-Type must be {' or '.join(accepted)}, got {echo(content_type)}.")
     for parameter in parts[1:]:
         key, _, value = parameter.partition("=")
         if key.strip().lower() != "charset" or value.strip().strip('"').lower() not in ("utf-8", "utf8"):
