@@ -45,7 +45,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Read the settings (a clear message and exit 2 if they are wrong), then run the server."""
+    """Read the settings (a clear message and exit status 1 if they are wrong), then run the server."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()  # type: ignore[call-arg]
