@@ -400,3 +400,13 @@ def test_the_log_keeps_what_the_answers_leave_out(server: Server) -> None:
         time.sleep(0.05)
     assert server.api.log().count("refused a request") > logged
     assert "Traceback" in server.api.log()
+
+
+def test_malformed_http_gets_uvicorns_plain_400_and_is_closed(server: Server) -> None:
+    """The one answer that is not ours: it never reaches the app (and names nothing internal)."""
+    with connect(server.api.port) as sock:
+        sock.sendall(b"GARBAGE \x00\x01 nonsense\r\n\r\n")
+        answer = read_response(sock)
+        assert closed_by_server(sock)
+    assert answer is not None
+    assert (answer.status, answer.body) == (400, b"Invalid HTTP request received.")
