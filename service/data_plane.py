@@ -133,8 +133,8 @@ class DataPlane:
                 predictions = self.model.predict_matrix(matrix)
         except OutOfRangeError as error:
             raise InputError(str(error)) from None
-        except _INPUT_FAILURES:
-            logger.info("the model refused a request's rows", exc_info=True)
+        except _INPUT_FAILURES as error:
+            _log_refusal("the model refused a request's rows", error)
             raise InputError(_UNUSABLE) from None
         return _answer(predictions, len(matrix))
 
@@ -153,10 +153,16 @@ class DataPlane:
                 predictions = model.predict_pyfunc(data)
         except OutOfRangeError as error:
             raise InputError(str(error)) from None
-        except _INPUT_FAILURES:
-            logger.info("MLflow's parser or the model refused a request", exc_info=True)
+        except _INPUT_FAILURES as error:
+            _log_refusal("MLflow's parser or the model refused a request", error)
             raise InputError(_UNUSABLE) from None
         return _answer(predictions, len(data))
+
+
+def _log_refusal(what: str, error: Exception) -> None:
+    """One line per refused request, cut short and with its newlines escaped (the text may quote the
+    request): what the client was not told, without a flood of bad requests writing a traceback each."""
+    logger.info("%s: %s: %.500r", what, type(error).__name__, str(error))
 
 
 def _answer(predictions: Any, rows: int) -> Prediction:
