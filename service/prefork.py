@@ -14,6 +14,7 @@ its budget, the unready generation keeps answering 503 until the platform replac
 """
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 SUPERVISION_TICK_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def serve_preforked(settings: Settings, server_options: dict[str, object]) -> None:
@@ -77,9 +79,11 @@ class _Supervisor:
     def fork_generation(self, make_app: Callable[[], FastAPI]) -> set[int]:
         """Fork `workers` children, each serving `make_app()` on the shared socket."""
         generation = set()
+        parent = os.getpid()
         for _ in range(self.workers):
             pid = os.fork()
             if pid == 0:
+                _die_with(parent)
                 # Not the parent's forwarding handlers: uvicorn installs its own once it runs.
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -137,6 +141,15 @@ class _Supervisor:
         self.stop_loading.set()
         for pid in self.alive:
             _signal(pid, signum)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when its parent dies, even by SIGKILL (an OOM kill), so
+    no worker is left serving on the port unsupervised (Linux prctl PR_SET_PDEATHSIG, man 2 prctl)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:

@@ -4,7 +4,9 @@ Raw sockets rather than an HTTP client, where the point is what a client library
 timing, a connection the server closes, headers a library would add or refuse to send.
 """
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,15 +66,19 @@ def api_process(log_dir: Path, **environment: str) -> Iterator[ApiProcess]:
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **environment}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "service"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the workers go with it
         )
     api = ApiProcess(process, port, log_path)
     try:
         yield api
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def process_tree_pss_mib(root: int) -> float:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -410,3 +411,20 @@ def test_malformed_http_gets_uvicorns_plain_400_and_is_closed(server: Server) ->
         assert closed_by_server(sock)
     assert answer is not None
     assert (answer.status, answer.body) == (400, b"Invalid HTTP request received.")
+
+
+def test_workers_exit_when_the_parent_is_killed(server: Server) -> None:
+    """Runs last in this module: it stops the server. An OOM kill of the parent (SIGKILL, nothing to
+    forward) must not leave workers serving on the port unsupervised."""
+    workers = [
+        int(pid)
+        for pid in Path(f"/proc/{server.api.process.pid}/task/{server.api.process.pid}/children")
+        .read_text()
+        .split()
+    ]
+    server.api.process.kill()
+    server.api.process.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "workers outlived their parent"
