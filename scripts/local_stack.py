@@ -4,7 +4,11 @@
    password generated once, kept in `.local/admin_password` with mode 0600 and printed only that time);
 2. the example model trained, registered as `throughput@challenger` and promoted to `@champion`, unless a
    champion already exists (a second run reuses the state; `--retrain` trains a new challenger);
-3. the model API (`python -m service`) pinned to the champion's version, and a curl line that calls it.
+3. the model API (`python -m service`) pinned to the champion's version, logged in to MLflow as a user
+   that may only read that model (not as the admin), and a curl line that calls it.
+
+`.local/` and everything in it is readable by its owner only (0700 directories, 0600 files), also when
+it was made by an older version with looser modes; a secret file that others could read is refused.
 
 Ctrl-C stops everything. Ports: MLflow 5000 and API 8000 unless `MLFLOW_PORT` / `API_PORT` (or
 `--mlflow-port` / `--api-port`) say otherwise; a busy port is reported before anything starts.
@@ -16,6 +20,7 @@ import os
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -26,6 +31,9 @@ from types import FrameType
 from typing import IO
 
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.server import get_app_client
+from mlflow.server.auth.client import AuthServiceClient
 from mlflow.tracking import MlflowClient
 
 from mlops_stack import example_model
@@ -45,6 +53,10 @@ from scripts.train import DEFAULT_MODEL_NAME, train_and_register
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 LOG_TAIL_CHARS = 3_000
+# The MLflow user the model API logs in as: READ on the served model and on the experiment holding its
+# artifacts (the artifact proxy checks the experiment), nothing else granted.
+API_READER_USERNAME = "model-api"
+OWNER_ONLY_UMASK = 0o077
 
 
 class LocalStackError(RuntimeError):
@@ -121,13 +133,91 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def prepare_state_dir(state_dir: Path) -> None:
+    """`state_dir`, owner-only (0700) even if it already existed with a looser mode."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+
+
+def tighten_modes(state_dir: Path) -> None:
+    """Owner-only modes for everything under `state_dir` (symbolic links are left alone, not followed)."""
+    for path in state_dir.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def read_secret(path: Path) -> str:
+    """A secret file's content, only if it is a regular file of ours that nobody else may read.
+
+    Like ssh with a private key: a secret others could have read is not used (and not silently
+    tightened), because the person running the stack should know, and rotate it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise LocalStackError(
+            f"cannot read the secret file {path} ({error.strerror}): it must be a file"
+        ) from error
+    with os.fdopen(fd) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise LocalStackError(
+                f"the secret file {path} has mode {stat.S_IMODE(info.st_mode):04o} (owner uid "
+                f"{info.st_uid}): it must be a file of yours with mode 0600. Others may have read it: "
+                f"rotate it (stop the stack, delete {path.parent}, start again), or, if you know nobody "
+                f"did, chmod 600 {path}"
+            )
+        return handle.read().strip()
+
+
 def read_or_create_secret(path: Path) -> tuple[str, bool]:
     """The secret stored at `path`, creating it (mode 0600) on first use; and whether it was just created."""
-    if path.exists():
-        return path.read_text().strip(), False
+    if path.exists() or path.is_symlink():
+        return read_secret(path), False
     secret = generate_secret()
     write_secret_file(path, secret)
     return secret, True
+
+
+def ensure_api_reader(tracking_url: str, password: str, model_name: str, version: str) -> dict[str, str]:
+    """The MLflow user the model API logs in as, with READ on the model and its experiment and nothing
+    else; created (or its password reset to `password`) through MLflow's basic-auth API, as the admin
+    whose credentials are in this process's environment. Returns the API's MLflow environment.
+
+    MLflow's basic-auth app lets any user create experiments and models of their own; what this user
+    cannot do is change, or read, anything it was not granted (no alias moves, no other models)."""
+    auth: AuthServiceClient = get_app_client("basic-auth", tracking_uri=tracking_url)
+    try:
+        auth.get_user(API_READER_USERNAME)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        auth.create_user(API_READER_USERNAME, password)
+    else:
+        auth.update_user_password(API_READER_USERNAME, password)
+    run_id = MlflowClient().get_model_version(model_name, version).run_id
+    if run_id is None:
+        raise LocalStackError(f"{model_name} version {version} has no run: no experiment to grant READ on")
+    experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+    for resource_type, resource_id in (("registered_model", model_name), ("experiment", experiment_id)):
+        _grant_exactly(auth, resource_type, resource_id, "READ")
+    return {
+        "MLFLOW_TRACKING_URI": tracking_url,
+        "MLFLOW_TRACKING_USERNAME": API_READER_USERNAME,
+        "MLFLOW_TRACKING_PASSWORD": password,
+    }
+
+
+def _grant_exactly(auth: AuthServiceClient, resource_type: str, resource_id: str, permission: str) -> None:
+    """Grant `permission`, replacing whatever this user held on the resource before (a rerun, an edit)."""
+    try:
+        auth.grant_user_permission(API_READER_USERNAME, resource_type, resource_id, permission)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        auth.revoke_user_permission(API_READER_USERNAME, resource_type, resource_id)
+        auth.grant_user_permission(API_READER_USERNAME, resource_type, resource_id, permission)
 
 
 def log_tail(path: Path) -> str:
@@ -214,10 +304,15 @@ def run(args: argparse.Namespace) -> None:
         setting.ensure_free()
 
     state_dir: Path = args.state_dir.resolve()
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # From here on this process and the servers it starts create files owner-only: MLflow's SQLite
+    # databases, its artifacts, the logs (they would be 0644 with the usual umask).
+    os.umask(OWNER_ONLY_UMASK)
+    prepare_state_dir(state_dir)
     password_file = state_dir / "admin_password"
     admin_password, password_is_new = read_or_create_secret(password_file)
     flask_secret_key, _ = read_or_create_secret(state_dir / "flask_secret_key")
+    reader_password, _ = read_or_create_secret(state_dir / "api_reader_password")
+    tighten_modes(state_dir)  # after the secrets were checked: a loose secret is refused, not fixed
 
     mlflow_url = f"http://{HOST}:{args.mlflow_port}"
     api_url = f"http://{HOST}:{args.api_port}"
@@ -242,10 +337,11 @@ def run(args: argparse.Namespace) -> None:
         os.environ.update(tracking_env)
         champion = ensure_champion(MlflowClient(), args.model_name, args.retrain)
         model_uri = f"models:/{args.model_name}/{champion}"
+        reader_env = ensure_api_reader(mlflow_url, reader_password, args.model_name, champion)
 
-        say(f"starting the model API on {api_url} with {model_uri}...")
+        say(f"starting the model API on {api_url} with {model_uri} (MLflow user {API_READER_USERNAME})...")
         with api_log.open("ab") as log:
-            api_process = start_model_api(model_uri, args.api_port, tracking_env, log)
+            api_process = start_model_api(model_uri, args.api_port, reader_env, log)
         stoppers.insert(0, lambda: stop_process_group(api_process))
         children["model API"] = (api_process, api_log)
         wait_or_explain(f"{api_url}/readyz", api_process, api_log)

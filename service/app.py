@@ -1,16 +1,21 @@
-"""The app factory: settings in, a FastAPI app out; the model is loaded once, in the lifespan."""
+"""The app factory: settings in, a FastAPI app out; it is live at once and ready once its model is loaded."""
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
+from service.data_plane import DataPlane
 from service.errors import install_error_handlers
 from service.metrics import MODEL_LOAD_SECONDS
 from service.middleware import RequestGuard, RequestMetrics
-from service.model_loading import load_served_model
+from service.model_loading import load_with_retries
+from service.readiness import LoadProgress
 from service.routes import health, invocations, metrics, predict, version
 from service.served_model import ServedModel
 from service.settings import Settings
@@ -18,40 +23,50 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, loader: Callable[[], ServedModel] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    model: ServedModel | None = None,
+    progress: LoadProgress | None = None,
+) -> FastAPI:
     """Build the API. Without `settings` they are read from the environment (MODEL_URI is required).
 
-    `loader` returns the model (by default it loads MODEL_URI); the pre-forking server passes one that hands
-    over the model its parent process already loaded.
+    Where the model comes from:
+    - `model`: already loaded (a worker forked by service.prefork after its parent loaded it); ready at once.
+    - `progress` without `model`: another process is loading it and reports here; this app stays unready
+      and is replaced once the model is loaded (service.prefork's first generation of workers).
+    - neither: the app loads it in the background, retrying within MODEL_LOAD_BUDGET_SECONDS.
 
-    If the model cannot be loaded the process keeps running unready: /healthz answers, /readyz and the
-    prediction routes answer 503 with the reason, and the error is logged. The platform's readiness or
-    startup probe on /readyz then decides (Cloud Run, ECS and Container Apps replace the instance); an
-    exit would lose the reason that /readyz shows.
+    Until the model is loaded the port is open: /healthz answers 200, /readyz 503 with the reason in words
+    that name no internals, and the prediction routes 503 with Retry-After. A load that never succeeds
+    leaves the process live and unready: the platform's startup or readiness probe on /readyz replaces
+    the instance, and the cause stays in the log.
     """
     # MODEL_URI comes from the environment when no settings are given.
     settings = settings or Settings()  # type: ignore[call-arg]
+    loads_here = model is None and progress is None
+    load_progress = progress or LoadProgress()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            model = await run_in_threadpool(loader or (lambda: load_served_model(settings)))
-        except Exception as error:
-            app.state.load_error = f"{type(error).__name__}: {error}"
-            logger.exception("could not load model %s; staying unready", settings.model_uri)
-        else:
-            app.state.model = model
-            MODEL_LOAD_SECONDS.set(model.load_seconds)
-            if model.columns:
-                app.include_router(predict.predict_router(model, settings.max_rows))
-                app.openapi_schema = None
-        # Route paths are all static, so a raw path that is one of them is a bounded metrics label.
-        app.state.route_paths = frozenset(app.openapi()["paths"]) | {
-            app.docs_url,
-            app.redoc_url,
-            app.openapi_url,
-        }
+        _index_routes(app)
+        if model is not None:
+            _install(app, model)
+        stop = threading.Event()
+        loading = asyncio.create_task(_load_in_background(app, stop)) if loads_here else None
         yield
+        stop.set()
+        if loading is not None:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+
+    async def _load_in_background(app: FastAPI, stop: threading.Event) -> None:
+        loaded = await anyio.to_thread.run_sync(
+            load_with_retries, settings, load_progress, stop, abandon_on_cancel=True
+        )
+        if loaded is not None:
+            _install(app, loaded)  # on the event loop: routes change between requests, never during one
 
     app = FastAPI(
         title="Model API",
@@ -61,13 +76,39 @@ def create_app(settings: Settings | None = None, loader: Callable[[], ServedMode
     )
     app.state.settings = settings
     app.state.model = None
-    app.state.load_error = "the model is still loading"
+    app.state.plane = None
+    app.state.progress = load_progress
     app.state.route_paths = frozenset()
     install_error_handlers(app)
     for module in (health, metrics, version, invocations):
         app.include_router(module.router)
     app.add_middleware(
-        RequestGuard, max_body_bytes=settings.max_body_bytes, timeout_seconds=settings.request_timeout_seconds
+        RequestGuard,
+        api_key=settings.api_key,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.request_timeout_seconds,
     )
     app.add_middleware(RequestMetrics, known_paths=lambda: app.state.route_paths)
     return app
+
+
+def _install(app: FastAPI, model: ServedModel) -> None:
+    """Serve `model`: its data plane, and /predict when its signature names its columns."""
+    settings: Settings = app.state.settings
+    app.state.model = model
+    app.state.plane = DataPlane(model, settings.max_rows)
+    MODEL_LOAD_SECONDS.set(model.load_seconds)
+    if model.columns and "/predict" not in app.state.route_paths:  # a lifespan may run more than once
+        app.include_router(predict.predict_router(model, settings.max_rows))
+        app.openapi_schema = None
+        _index_routes(app)
+    logger.info("ready: serving %s", model.identity.uri)
+
+
+def _index_routes(app: FastAPI) -> None:
+    """Route paths are all static, so a raw path that is one of them is a bounded metrics label."""
+    app.state.route_paths = frozenset(app.openapi()["paths"]) | {
+        app.docs_url,
+        app.redoc_url,
+        app.openapi_url,
+    }

@@ -1,11 +1,13 @@
 """One JSON error shape for every failure, `{"error_code": ..., "message": ...}` as MLflow's server uses.
 
-A client mistake is always a 4xx whose message says what was wrong and how to fix it; anything else is
-logged with its traceback and answered with a 500 that reveals nothing.
+A client mistake is always a 4xx whose message says what was wrong and how to fix it, in our own words:
+an answer never carries an exception's text from pandas, numpy or MLflow, a file path, the tracking URL
+or the model's name (those go to the log). What a message echoes from the request is cut short
+(`echo`, `echo_names`), so a hostile body cannot make the answer large.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import orjson
 from fastapi import FastAPI, Request
@@ -23,9 +25,12 @@ _CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "INVALID_INPUT",
-    503: "NOT_READY",
+    431: "HEADERS_TOO_LARGE",
+    503: "UNAVAILABLE",
     504: "TIMEOUT",
 }
+ECHO_CHARS = 60
+ECHO_NAMES = 10
 
 
 class ApiError(Exception):
@@ -38,10 +43,30 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def error_body(status: int, message: str) -> bytes:
+    """The JSON bytes of an error answer (also written by the HTTP protocol, outside any ASGI app)."""
+    return orjson.dumps({"error_code": _CODES.get(status, "ERROR"), "message": message})
+
+
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    """The JSON error body every route and middleware answers with."""
-    body = orjson.dumps({"error_code": _CODES.get(status, "ERROR"), "message": message})
-    return Response(body, status_code=status, media_type="application/json", headers=dict(headers or {}))
+    """The JSON error every route and middleware answers with."""
+    return Response(
+        error_body(status, message), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """A client's value as it may appear in a message: its repr, at most `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def echo_names(names: Iterable[object], limit: int = ECHO_NAMES) -> str:
+    """`['a', 'b', ... and 7 more]`: at most `limit` names, each cut by `echo`."""
+    listed = list(names)
+    shown = ", ".join(echo(name, 40) for name in listed[:limit])
+    more = f", ... and {len(listed) - limit} more" if len(listed) > limit else ""
+    return f"[{shown}{more}]"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -57,19 +82,17 @@ async def _on_api_error(_: Request, error: ApiError) -> Response:
 
 
 async def _on_validation_error(_: Request, error: RequestValidationError) -> Response:
+    """Query or path parameters FastAPI validated (the prediction routes validate their bodies themselves)."""
     problems = [_describe(problem) for problem in error.errors()[:20]]
-    return error_response(422, "Invalid request body: " + "; ".join(problems))
+    return error_response(422, "Invalid request: " + "; ".join(problems))
 
 
 def _describe(problem: object) -> str:
-    """`rows.0.rpm: Input should be a valid number (got 'fast')` from one pydantic error."""
+    """`query.limit: Input should be a valid integer` from one pydantic error, cut short."""
     if not isinstance(problem, dict):
-        return str(problem)
-    where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body"
-    message = str(problem.get("msg", "invalid"))
-    if problem.get("type") in ("missing", "extra_forbidden", "json_invalid"):
-        return f"{where}: {message}"
-    return f"{where}: {message} (got {problem.get('input')!r:.80})"
+        return echo(problem)
+    where = ".".join(str(part)[:40] for part in problem.get("loc", ()))
+    return f"{where}: {str(problem.get('msg', 'invalid'))[:200]}"
 
 
 async def _on_http_exception(_: Request, error: HTTPException) -> Response:

@@ -1,11 +1,14 @@
 """Pure ASGI middleware (cheaper per request than Starlette's BaseHTTPMiddleware): metrics and guards."""
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.auth import OPEN_PATHS, UNAUTHENTICATED, presents_key
 from service.errors import ApiError, error_response
 from service.metrics import LATENCY, REQUESTS
 
@@ -48,14 +51,26 @@ class BodyTooLargeError(ApiError):
 
 
 class RequestGuard:
-    """Refuses oversized bodies (by Content-Length and by streamed bytes) and answers 504 after the timeout.
+    """What is decided before and around every route, in this order:
 
-    The timeout covers the whole request, reading a slowly sent body included. Work already running in a
-    thread is not interrupted (Python cannot), its result is dropped; MAX_ROWS bounds how long it can take.
+    1. The API key, when one is set, for every path but the open ones: 401 from the headers alone.
+    2. A declared Content-Length over MAX_BODY_BYTES: 413, also before any of the body is read.
+    3. The route, with `receive` counting streamed bytes (413 as soon as they pass the limit, chunked
+       bodies included, whichever route reads them) and the whole request, a slowly sent body included,
+       under REQUEST_TIMEOUT_SECONDS (504). Work already running in a thread is not interrupted (Python
+       cannot); its result is dropped.
+    4. An answer sent before the request's body was fully received says `Connection: close`, so the server
+       closes the connection instead of reading the rest of the body to throw it away.
+    5. A request the server cancels (its shutdown grace ran out) is answered with our JSON 503 rather
+       than uvicorn's plain-text 500. The settings make the timeout end before the grace, so this is the
+       last line only.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, timeout_seconds: float) -> None:
+    def __init__(
+        self, app: ASGIApp, api_key: SecretStr | None, max_body_bytes: int, timeout_seconds: float
+    ) -> None:
         self.app = app
+        self.api_key = api_key
         self.max_body_bytes = max_body_bytes
         self.timeout_seconds = timeout_seconds
 
@@ -64,41 +79,67 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await error_response(413, BodyTooLargeError(limit).message)(scope, receive, send)
-            return
+        declared, chunked = _body_framing(scope)
+        body_pending = chunked or bool(declared)
         received = 0
         started = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_pending
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLargeError(limit)
+                body_pending = body_pending and message.get("more_body", False)
             return message
 
-        async def tracked_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if body_pending:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
+        async def refuse(status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            await error_response(status, message, headers)(scope, receive, guarded_send)
+
+        if (
+            self.api_key is not None
+            and scope["path"] not in OPEN_PATHS
+            and not presents_key(scope["headers"], self.api_key)
+        ):
+            await refuse(401, UNAUTHENTICATED, {"WWW-Authenticate": "Bearer"})
+            return
+        if declared is not None and declared > limit:
+            await refuse(413, BodyTooLargeError(limit).message)
+            return
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                await self.app(scope, counted_receive, tracked_send)
+                await self.app(scope, counted_receive, guarded_send)
+        except BodyTooLargeError as error:
+            if not started:
+                await refuse(413, error.message)
         except TimeoutError:
             if not started:
-                message = f"Request took longer than {self.timeout_seconds:g}s; send fewer rows or retry."
-                await error_response(504, message)(scope, receive, send)
+                await refuse(
+                    504, f"Request took longer than {self.timeout_seconds:g}s; send fewer rows or retry."
+                )
+        except asyncio.CancelledError:
+            if not started:
+                with contextlib.suppress(Exception):  # the connection may be gone already
+                    await refuse(503, "The server is shutting down; retry.", {"Retry-After": "1"})
+            raise
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """(Content-Length if declared and valid, whether the body is chunked) from the raw headers."""
+    declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+            with contextlib.suppress(ValueError):
+                declared = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked

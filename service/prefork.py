@@ -4,58 +4,152 @@ uvicorn's own `--workers` spawns fresh interpreters that each import scikit-lear
 of seconds of CPU each); forking after the load starts every worker at once and shares the model's memory
 copy-on-write. Each child runs a normal uvicorn Server on the shared listening socket, with uvicorn's
 graceful SIGTERM handling; the parent forwards SIGTERM/SIGINT and exits when all children have.
+
+The port must answer while the model loads (a load may wait minutes for a tracking server to come back),
+so the parent first forks a generation of unready workers: they answer /healthz, and /readyz and the
+prediction routes with 503 and the load's progress, which the parent shares with them (service.readiness).
+Once the model is loaded the parent forks the ready generation, then stops the unready one; both accept on
+the same socket meanwhile, so no connection is refused during the swap. If the load never succeeds within
+its budget, the unready generation keeps answering 503 until the platform replaces the instance.
 """
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
-from service.model_loading import load_served_model
+from service.model_loading import load_with_retries
+from service.readiness import LoadProgress
 from service.served_model import ServedModel
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+SUPERVISION_TICK_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
 
 def serve_preforked(settings: Settings, server_options: dict[str, object]) -> None:
-    """Load once, fork `settings.workers` uvicorn servers on one socket, supervise them until they exit."""
+    """Fork unready workers, load the model, fork ready ones in their place, supervise until they exit."""
     from service.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set by the caller
 
-    loader = _parent_loader(settings)
     listener = _listening_socket(settings.host, settings.port)
-    children: list[int] = []
-    for _ in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:
-            config = uvicorn.Config(create_app(settings, loader), **server_options)  # type: ignore[arg-type]
-            uvicorn.Server(config).run(sockets=[listener])
-            os._exit(0)
-        children.append(pid)
+    supervisor = _Supervisor(listener, settings.workers, server_options)
+    progress = LoadProgress()
+    unready = supervisor.fork_generation(lambda: create_app(settings, progress=progress))
+    logger.info(
+        "listening on %s:%s; %d workers answer while the model loads",
+        settings.host,
+        settings.port,
+        len(unready),
+    )
+    model = supervisor.load(lambda stop: load_with_retries(settings, progress, stop))
+    if model is not None and not supervisor.stopping:
+        supervisor.fork_generation(lambda: create_app(settings, model=model))
+        supervisor.retire(unready)
+        logger.info("model loaded: replaced the unready workers with %d ready ones", settings.workers)
     listener.close()
-    logger.info("serving on %s:%s with %d forked workers", settings.host, settings.port, len(children))
-    sys.exit(_supervise(children))
+    sys.exit(supervisor.wait())
 
 
-def _parent_loader(settings: Settings) -> Callable[[], ServedModel]:
-    """A loader for the children: the parent's model, or the parent's load error raised again."""
-    try:
-        model = load_served_model(settings)
-    except Exception as error:
-        logger.exception("could not load model %s; workers will stay unready", settings.model_uri)
-        failure = error
+class _Supervisor:
+    """The parent's bookkeeping: which children run, which are being retired, and whether we stop."""
 
-        def reraise() -> ServedModel:
-            raise failure
+    def __init__(self, listener: socket.socket, workers: int, server_options: dict[str, object]) -> None:
+        self.listener = listener
+        self.workers = workers
+        self.server_options = server_options
+        self.alive: set[int] = set()
+        self.retiring: set[int] = set()
+        self.stopping = False
+        self.status = 0
+        self.stop_loading = threading.Event()
+        signal.signal(signal.SIGTERM, self._forward)
+        signal.signal(signal.SIGINT, self._forward)
 
-        return reraise
-    return lambda: model
+    def fork_generation(self, make_app: Callable[[], FastAPI]) -> set[int]:
+        """Fork `workers` children, each serving `make_app()` on the shared socket."""
+        generation = set()
+        parent = os.getpid()
+        for _ in range(self.workers):
+            pid = os.fork()
+            if pid == 0:
+                _die_with(parent)
+                # Not the parent's forwarding handlers: uvicorn installs its own once it runs.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                config = uvicorn.Config(make_app(), **self.server_options)  # type: ignore[arg-type]
+                uvicorn.Server(config).run(sockets=[self.listener])
+                os._exit(0)
+            generation.add(pid)
+        self.alive |= generation
+        return generation
+
+    def load(self, load: Callable[[threading.Event], ServedModel | None]) -> ServedModel | None:
+        """Run `load` in a thread, watching the children and the stop signals meanwhile."""
+        result: list[ServedModel | None] = [None]
+        loader = threading.Thread(
+            target=lambda: result.__setitem__(0, load(self.stop_loading)), name="model-loader", daemon=True
+        )
+        loader.start()
+        while loader.is_alive() and not self.stopping:
+            self._reap(block=False)
+            loader.join(SUPERVISION_TICK_SECONDS)
+        return None if self.stopping else result[0]
+
+    def retire(self, generation: set[int]) -> None:
+        """Stop a generation gracefully; its exits are expected."""
+        self.retiring |= generation
+        for pid in generation:
+            _signal(pid, signal.SIGTERM)
+
+    def wait(self) -> int:
+        """Block until every child has exited; 1 if one died on its own (the platform restarts us)."""
+        while self.alive:
+            self._reap(block=True)
+        return self.status
+
+    def _reap(self, block: bool) -> None:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # none left, e.g. all reaped while we were signalled
+            self.alive.clear()
+            return
+        if pid == 0 or pid not in self.alive:
+            return
+        self.alive.discard(pid)
+        if pid in self.retiring or self.stopping:
+            return
+        logger.error("worker %d exited unexpectedly; stopping the others", pid)
+        self.status = 1
+        self._stop(signal.SIGTERM)
+
+    def _forward(self, signum: int, _: FrameType | None) -> None:
+        self._stop(signum)
+
+    def _stop(self, signum: int) -> None:
+        self.stopping = True
+        self.stop_loading.set()
+        for pid in self.alive:
+            _signal(pid, signum)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when its parent dies, even by SIGKILL (an OOM kill), so
+    no worker is left serving on the port unsupervised (Linux prctl PR_SET_PDEATHSIG, man 2 prctl)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -66,31 +160,6 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     listener.listen(2048)
     listener.set_inheritable(True)
     return listener
-
-
-def _supervise(children: list[int]) -> int:
-    """Forward stop signals; when a child dies on its own, stop the rest and fail (the platform restarts)."""
-    stopping = False
-
-    def forward(signum: int, _: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in children:
-            _signal(pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    status = 0
-    alive = set(children)
-    while alive:
-        pid, _ = os.waitpid(-1, 0)
-        alive.discard(pid)
-        if not stopping:
-            logger.error("worker %d exited unexpectedly; stopping the others", pid)
-            stopping, status = True, 1
-            for other in alive:
-                _signal(other, signal.SIGTERM)
-    return status
 
 
 def _signal(pid: int, signum: int) -> None:

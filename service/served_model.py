@@ -13,8 +13,10 @@ from service.tree_ensemble import MatrixPredictor, matches_reference, probe_rows
 
 logger = logging.getLogger(__name__)
 
-# MLflow column types whose values are JSON numbers; a float64 matrix holds them exactly as pyfunc would.
-NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+# The column type a float64 matrix carries exactly as MLflow's parser would. Not long/integer/float: MLflow's
+# schema enforcement refuses a float64 column for those ("Can not safely convert float64 to int64"), so
+# their requests go through MLflow's own parser.
+NUMERIC_TYPES = frozenset({"double"})
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,12 @@ class ServedModel:
 
     @property
     def numeric_inputs(self) -> bool:
-        """True when every input is a named numeric column, so a float64 matrix can carry a request."""
+        """True when every input is a named `double` column, so a float64 matrix can carry a request."""
         return bool(self.columns) and all(column.type in NUMERIC_TYPES for column in self.columns)
 
     def _verified_fast_predictor(self) -> MatrixPredictor | None:
-        """The tree fast path, only for plain numeric double inputs and only if it matches pyfunc exactly."""
-        if not self.columns or any(column.type not in ("double", "float") for column in self.columns):
+        """The tree fast path, only for `double` inputs and only if it matches pyfunc exactly."""
+        if not self.numeric_inputs:
             return None
         try:
             estimator = self.pyfunc.get_raw_model()

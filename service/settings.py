@@ -1,10 +1,14 @@
 """The model API's settings, read once from the environment (names are the ones infra sets)."""
 
 import os
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# How much earlier than the shutdown grace ends the request timeout must fire, so that every request in
+# flight at SIGTERM has had its answer (a prediction or our 504) before uvicorn would cancel it.
+SHUTDOWN_MARGIN_SECONDS = 1.0
 
 
 def _cpu_count() -> int:
@@ -27,7 +31,8 @@ class Settings(BaseSettings):
     """Registered model version shown by /version when MODEL_URI is not a models:/ URI."""
 
     api_key: SecretStr | None = None
-    """When set, prediction and /version routes need it in `X-API-Key` or `Authorization: Bearer`."""
+    """When set, every route but the probes and the docs needs it in `X-API-Key` or `Authorization: Bearer`;
+    it is checked on the request line and headers, before any body is read."""
 
     max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
     """Largest request body accepted; larger ones get 413 (checked on Content-Length and while reading)."""
@@ -35,8 +40,27 @@ class Settings(BaseSettings):
     max_rows: Annotated[int, Field(gt=0)] = 1000
     """Most rows one prediction request may carry; more get 413 (split the batch)."""
 
-    request_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
-    """A request that takes longer (slow upload or slow prediction) gets 504."""
+    request_timeout_seconds: Annotated[float, Field(gt=0)] = 7.0
+    """A request that takes longer (slow upload or slow prediction) gets 504. It must end at least
+    SHUTDOWN_MARGIN_SECONDS before the shutdown grace does (checked below)."""
+
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """A connection must send a complete request line and headers within this long, counted from when it
+    opens or when its next request starts; else it is closed (uvicorn has no such timeout of its own)."""
+
+    keep_alive_timeout_seconds: Annotated[int, Field(gt=0)] = 5
+    """An idle keep-alive connection is closed after this long (uvicorn's `timeout_keep_alive`). Behind a
+    load balancer that reuses connections (an AWS ALB idles them for 60 s), set it above the balancer's."""
+
+    max_connections: Annotated[int, Field(gt=0)] = 100
+    """Open connections per worker process; a request arriving on one more gets 503 with Retry-After.
+    Above Cloud Run's default of 80 concurrent requests per instance, so only a flood reaches it."""
+
+    model_load_budget_seconds: Annotated[float, Field(gt=0)] = 140.0
+    """How long to keep retrying a model load that fails (tracking server or bucket unreachable), with
+    backoff, before giving up and staying unready. Keep it inside the platform's startup probe window
+    (the smallest is Container Apps' 150 s, infra/azure/container_app.py; Cloud Run's is 180 s) so a load
+    that cannot succeed ends in a restart."""
 
     service_version: str = "dev"
     """This API's version (the image's tag or git sha), shown by /version."""
@@ -53,7 +77,20 @@ class Settings(BaseSettings):
     workers: int = Field(
         default_factory=_cpu_count, ge=1, validation_alias=AliasChoices("WORKERS", "WEB_CONCURRENCY")
     )
-    """Server processes (each loads the model); defaults to the CPUs this container may use."""
+    """Server processes (forked after one model load); defaults to the CPUs this container may use."""
 
     shutdown_timeout_seconds: Annotated[int, Field(gt=0)] = 8
     """On SIGTERM, how long in-flight requests may finish before exit (Cloud Run kills at 10 s)."""
+
+    @model_validator(mode="after")
+    def _requests_end_before_the_shutdown_grace(self) -> Self:
+        """A request still running when the grace ends would get uvicorn's plain-text 500 instead of ours."""
+        latest = self.shutdown_timeout_seconds - SHUTDOWN_MARGIN_SECONDS
+        if self.request_timeout_seconds > latest:
+            raise ValueError(
+                f"REQUEST_TIMEOUT_SECONDS ({self.request_timeout_seconds:g}) must be at most "
+                f"SHUTDOWN_TIMEOUT_SECONDS - {SHUTDOWN_MARGIN_SECONDS:g} ({latest:g}), so that every "
+                "request in flight at shutdown is answered before the grace ends: lower the first or "
+                "raise the second"
+            )
+        return self

@@ -1,7 +1,9 @@
-"""Request and response models for /predict, generated from the model's signature at startup.
+"""The OpenAPI schemas of /predict, generated from the model's signature once it is loaded.
 
+They document the rules the data plane applies (service.input_rules); they do not validate anything.
 Field names are positional (`f0`, `f1`, ...) with the column name as alias, so any column name works
-(spaces, dots, keywords) while /docs shows the real names and types.
+(spaces, dots, keywords) while /docs shows the real names and types. Every value may be null: a missing
+value, which the model receives as NaN, as MLflow's own parser gives it.
 """
 
 from datetime import datetime
@@ -11,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from service.served_model import InputColumn, ServedModel
 
-# MLflow DataType name -> Python type. Strict validation: "3.5" is not a number, true is not 1.
+# MLflow DataType name -> Python type (strict: "3.5" is not a number, true is not 1).
 _PYTHON_TYPES: dict[str, type] = {
     "double": float,
     "float": float,
@@ -24,7 +26,7 @@ _PYTHON_TYPES: dict[str, type] = {
 }
 
 
-def field_name(position: int) -> str:
+def _field_name(position: int) -> str:
     """The Python attribute that holds the column at `position`."""
     return f"f{position}"
 
@@ -32,7 +34,7 @@ def field_name(position: int) -> str:
 def row_model(model: ServedModel) -> type[BaseModel]:
     """One input row: a field per signature column, unknown columns refused."""
     fields: dict[str, Any] = {
-        field_name(position): _row_field(column) for position, column in enumerate(model.columns)
+        _field_name(position): _row_field(column) for position, column in enumerate(model.columns)
     }
     return create_model(
         "InputRow",
@@ -43,23 +45,28 @@ def row_model(model: ServedModel) -> type[BaseModel]:
 
 def _row_field(column: InputColumn) -> tuple[Any, Any]:
     python_type: Any = _PYTHON_TYPES.get(column.type, Any)
-    description = f"MLflow type {column.type}"
+    description = f"MLflow type {column.type}; null for a missing value"
     if column.required:
-        return python_type, Field(alias=column.name, description=description)
+        return python_type | None, Field(alias=column.name, description=description)
     return python_type | None, Field(default=None, alias=column.name, description=description + ", optional")
 
 
-def request_model(model: ServedModel, max_rows: int) -> type[BaseModel]:
+def request_schema(model: ServedModel, max_rows: int) -> dict[str, Any]:
     """`{"rows": [InputRow, ...]}`: at least one row, at most MAX_ROWS (more is a 413)."""
-    rows_type: Any = list[row_model(model)]  # type: ignore[misc]
-    return create_model(
-        "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
-        rows=(
-            rows_type,
-            Field(min_length=1, description=f"Rows to predict, in any order of keys; at most {max_rows}."),
-        ),
-    )
+    return {
+        "title": "PredictRequest",
+        "type": "object",
+        "properties": {
+            "rows": {
+                "type": "array",
+                "items": row_model(model).model_json_schema(by_alias=True),
+                "minItems": 1,
+                "description": f"Rows to predict, keys in any order; at most {max_rows} (more is a 413).",
+            }
+        },
+        "required": ["rows"],
+        "additionalProperties": False,
+    }
 
 
 def response_model(model: ServedModel) -> type[BaseModel]:

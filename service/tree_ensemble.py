@@ -15,6 +15,10 @@ from numpy.typing import NDArray
 MatrixPredictor = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
 
+class OutOfRangeError(ValueError):
+    """A value the trees cannot take; the message is ours and safe to send back."""
+
+
 def tree_ensemble_predictor(estimator: Any) -> MatrixPredictor | None:
     """A fast predictor for a single-output tree regressor or forest of them, else None."""
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
@@ -39,7 +43,7 @@ def _averaging_predictor(trees: Sequence[Any]) -> MatrixPredictor:
             as_float32 = np.ascontiguousarray(matrix, dtype=np.float32)
         if np.isinf(as_float32).any():
             # scikit-learn refuses these too (after the same float32 cast); NaN it routes like missing values.
-            raise ValueError("Input contains infinity or a value too large for float32.")
+            raise OutOfRangeError("The input has a value too large for the model (beyond float32's range).")
         total = np.zeros(as_float32.shape[0], dtype=np.float64)
         for tree in trees:
             total += tree.predict(as_float32)[:, 0]

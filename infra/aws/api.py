@@ -6,7 +6,12 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.aws.account import Account
-from infra.aws.express import ExpressService, ExpressServiceArgs, reserve_service_name
+from infra.aws.express import (
+    TARGET_KEEP_ALIVE_SECONDS,
+    ExpressService,
+    ExpressServiceArgs,
+    reserve_service_name,
+)
 from infra.aws.storage import ArtifactStore
 from infra.config import ModelPin, StackSettings
 from infra.generated_secrets import StackSecrets
@@ -42,7 +47,11 @@ class ModelApi(pulumi.ComponentResource):
             args.secrets,
             args.model,
             image=args.image,
-            extra={"PORT": str(API_PORT), "AWS_DEFAULT_REGION": settings.region},
+            extra={
+                "PORT": str(API_PORT),
+                "AWS_DEFAULT_REGION": settings.region,
+                "KEEP_ALIVE_TIMEOUT_SECONDS": str(TARGET_KEEP_ALIVE_SECONDS),
+            },
         )
         service = ExpressService(
             f"{name}-service",

@@ -48,6 +48,12 @@ from infra.naming import short_name
 from infra.workloads import ContainerEnvironment
 
 ECS_CPU_UNITS_PER_VCPU = 1024
+# The load balancer in front of every Express service closes idle connections after 60 s (ELB's default; we
+# do not change it). A target that closes a kept-alive connection first races the balancer's next request onto
+# it, which the caller sees as a 502, so AWS asks targets to idle longer than the balancer:
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout
+ALB_IDLE_TIMEOUT_SECONDS = 60
+TARGET_KEEP_ALIVE_SECONDS = ALB_IDLE_TIMEOUT_SECONDS + 5
 SCALING_METRIC = "AVERAGE_CPU"
 SCALING_TARGET_PERCENT = 60
 # The container variable that carries the scaling settings, so that changing them updates the service (see the

@@ -51,7 +51,7 @@ environments that share an account apart:
    configuration, not data), resources without the tag (made outside the stack, or by a service that does not
    copy the tags), S3 buckets (S3 evaluates bucket tags only on buckets with ABAC enabled, which is off by
    default: https://docs.aws.amazon.com/AmazonS3/latest/userguide/buckets-tagging.html; the state buckets are
-   protected by their bucket policy instead, see scripts/state_backends/aws.py, and our artifacts by their
+   protected by their bucket policy instead, see mlops_stack/state_backends/aws.py, and our artifacts by their
    KMS keys, which are tagged). A few metadata reads stay allowed across environments (METADATA_READS) so that
    refreshing the dev stack can read the sandbox identity and key it made. That is why the README recommends
    one account per environment (dev and sandboxes may share); `aws:allowedAccountIds` in each stack file stops

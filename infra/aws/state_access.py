@@ -18,7 +18,7 @@ secrets/awskms/kms.go, keeper.Decrypt), so a grant conditioned on `kms:RequestAl
 Decrypt: the grant names the key's ARN, which the `aws.kms.getAlias` data source resolves from the alias (it
 calls kms:DescribeKey: terraform-provider-aws internal/service/kms/alias_data_source.go). These IAM grants
 work only because the key policy delegates to IAM (the default key policy's "Enable IAM User Permissions"
-statement, which bootstrap checks: scripts/state_backends/aws.py).
+statement, which bootstrap checks: mlops_stack/state_backends/aws.py).
 """
 
 from dataclasses import dataclass

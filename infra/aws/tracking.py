@@ -7,7 +7,13 @@ import pulumi
 
 from infra.aws.account import Account
 from infra.aws.database import RDS_CA_BUNDLE_PATH
-from infra.aws.express import ExpressService, ExpressServiceArgs, express_host_pattern, reserve_service_name
+from infra.aws.express import (
+    TARGET_KEEP_ALIVE_SECONDS,
+    ExpressService,
+    ExpressServiceArgs,
+    express_host_pattern,
+    reserve_service_name,
+)
 from infra.aws.storage import ArtifactStore
 from infra.config import StackSettings
 from infra.generated_secrets import StackSecrets
@@ -53,6 +59,7 @@ class TrackingServer(pulumi.ComponentResource):
             # libpq's own variable: with sslmode=verify-full it checks the server's certificate against the
             # RDS CA bundle the image carries (infra/mlflow_server/Dockerfile) and the host name against it.
             "PGSSLROOTCERT": RDS_CA_BUNDLE_PATH,
+            "MLFLOW_KEEP_ALIVE_SECONDS": str(TARGET_KEEP_ALIVE_SECONDS),
         }
         if args.serverless_database:
             # A pooled idle connection keeps Aurora Serverless v2 from pausing at 0 ACU: open one per request.

@@ -155,8 +155,12 @@ def build_launch(
         "--cors-allowed-origins",
         ",".join(f"https://{host}" for host in settings.allowed_hosts),
     ]
-    if settings.http2:
-        argv += ["--uvicorn-opts", HTTP2_UVICORN_OPTIONS]
+    uvicorn_options = [HTTP2_UVICORN_OPTIONS] if settings.http2 else []
+    if settings.keep_alive_seconds is not None:
+        uvicorn_options.append(f"--timeout-keep-alive {settings.keep_alive_seconds}")
+    if uvicorn_options:
+        # mlflow shlex-splits this and puts it before its own uvicorn arguments (mlflow/server/__init__.py).
+        argv += ["--uvicorn-opts", " ".join(uvicorn_options)]
     env = {name: value for name, value in environ.items() if name not in CONSUMED_SECRETS}
     paths = []
     if settings.artifacts_destination.startswith("gs://"):

@@ -44,6 +44,8 @@ EXPECTED: dict[str, str] = {
     "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "optional: a SQLAlchemy pool class name, e.g. NullPool or QueuePool",
     "MLFLOW_HTTP2": "optional: true to also serve HTTP/2 over cleartext (h2c, prior knowledge) on the same "
     "port, for a platform that forwards HTTP/2 end to end (Cloud Run with port name h2c); default false",
+    "MLFLOW_KEEP_ALIVE_SECONDS": "optional: seconds (1-4000) an idle keep-alive connection stays open; "
+    "infra sets it above the idle timeout of a load balancer in front",
 }
 
 # Variables whose values must never be echoed back, not even in an error message.
@@ -129,6 +131,8 @@ class ServerSettings(BaseModel):
         None, alias="MLFLOW_SQLALCHEMYSTORE_POOLCLASS"
     )
     http2: bool = Field(False, alias="MLFLOW_HTTP2")
+    # Set by infra behind a load balancer that reuses idle connections (an AWS ALB): above its idle timeout.
+    keep_alive_seconds: int | None = Field(None, alias="MLFLOW_KEEP_ALIVE_SECONDS", ge=1, le=4000)
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

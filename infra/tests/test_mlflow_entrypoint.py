@@ -301,3 +301,16 @@ def test_the_image_copies_every_module_the_server_runs() -> None:
     modules = {path for path in server.rglob("*.py") if "__pycache__" not in path.parts}
     copied = set(copied_sources(REPO_ROOT / TRACKING_DOCKERFILE))
     assert modules <= copied, f"{TRACKING_DOCKERFILE} misses {sorted(str(m) for m in modules - copied)}"
+
+
+def test_a_keep_alive_from_infra_joins_the_http2_option_in_one_uvicorn_argument(tmp_path: Path) -> None:
+    launch = launch_for(
+        valid_env(
+            MLFLOW_HTTP2="true",
+            MLFLOW_KEEP_ALIVE_SECONDS="65",
+            MLFLOW_ARTIFACTS_DESTINATION="s3://acme-mlflow/m",
+        ),
+        tmp_path,
+    )
+    assert option(launch.argv, "--uvicorn-opts") == f"{HTTP2_UVICORN_OPTIONS} --timeout-keep-alive 65"
+    assert "--uvicorn-opts" not in launch_for(valid_env(), tmp_path).argv

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
 from mlops_stack.local_mlflow import stop_process_group
 from mlops_stack.ports import free_port
@@ -118,9 +119,31 @@ def interrupt_and_wait(run: StackRun) -> None:
     assert not [group for group in groups if group_alive(group)]
 
 
+def api_environment(run: StackRun) -> dict[str, str]:
+    """The environment of the stack's `python -m service` child, as the kernel holds it."""
+    for group in run.children_groups():
+        if b"service" in Path(f"/proc/{group}/cmdline").read_bytes().split(b"\0"):
+            pairs = Path(f"/proc/{group}/environ").read_bytes().split(b"\0")
+            return dict(pair.decode().split("=", 1) for pair in pairs if b"=" in pair)
+    pytest.fail("no model API child found")
+
+
+def modes_under(state_dir: Path) -> dict[str, int]:
+    return {
+        str(path.relative_to(state_dir)): stat.S_IMODE(path.lstat().st_mode)
+        for path in state_dir.rglob("*")
+        if not path.is_symlink()
+    }
+
+
 def test_serves_predictions_stops_on_ctrl_c_and_reuses_its_state(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     mlflow_port, api_port = free_port(), free_port()
+    # What an older version left: a world-readable state directory and log.
+    state_dir.mkdir(mode=0o755)
+    state_dir.chmod(0o755)
+    (state_dir / "mlflow.log").write_text("an old run\n")
+    (state_dir / "mlflow.log").chmod(0o644)
 
     with local_stack(state_dir, mlflow_port, api_port) as first:
         curl = first.wait_for_line("curl ")
@@ -137,6 +160,27 @@ def test_serves_predictions_stops_on_ctrl_c_and_reuses_its_state(tmp_path: Path)
         predictions = json.loads(answer.stdout)["predictions"]
         assert len(predictions) == 2
         assert all(isinstance(value, float) for value in predictions)
+
+        # Owner-only state: the directory, MLflow's databases and artifacts, the logs, the secrets.
+        assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+        modes = modes_under(state_dir)
+        assert {"mlflow.db", "basic_auth.db", "mlflow.log", "api.log", "api_reader_password"} <= set(modes)
+        assert any(name.startswith("artifacts/") for name in modes)
+        loose = {name: f"{mode:04o}" for name, mode in modes.items() if mode & 0o077}
+        assert not loose, f"readable by others: {loose}"
+
+        # The API logs in to MLflow as the reader, never as the admin; the reader cannot move an alias.
+        environment = api_environment(first)
+        assert environment["MLFLOW_TRACKING_USERNAME"] == "model-api"
+        assert password_file.read_text() not in "\0".join(environment.values())
+        reader = (environment["MLFLOW_TRACKING_USERNAME"], environment["MLFLOW_TRACKING_PASSWORD"])
+        alias = requests.post(
+            f"http://127.0.0.1:{mlflow_port}/api/2.0/mlflow/registered-models/alias",
+            json={"name": "throughput", "alias": "champion", "version": "1"},
+            auth=reader,
+            timeout=30,
+        )
+        assert alias.status_code == 403, alias.text
 
         interrupt_and_wait(first)
     assert port_is_free(mlflow_port)

@@ -3,16 +3,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.auth import require_api_key
-from service.dependencies import current_model
+from service.auth import api_key_schemes
+from service.data_plane import DataPlane
+from service.dependencies import current_plane
 from service.metrics import PREDICTIONS
-from service.scoring_protocol import score
-from service.served_model import ServedModel
 
-router = APIRouter(tags=["model"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["model"], dependencies=[Depends(api_key_schemes)])
 
 _ROWS = {"type": "array", "items": {"type": "object"}}
 _REQUEST_BODY = {
@@ -49,15 +47,8 @@ _REQUEST_BODY = {
     response_class=Response,
     responses={200: {"content": {"application/json": {"example": {"predictions": [1.5]}}}}},
 )
-async def invocations(request: Request, model: Annotated[ServedModel, Depends(current_model)]) -> Response:
+async def invocations(request: Request, plane: Annotated[DataPlane, Depends(current_plane)]) -> Response:
     """Answers `{"predictions": [...]}` exactly as `mlflow models serve` does for the same model."""
-    body = await request.body()
-    settings = request.app.state.settings
-    content_type = request.headers.get("content-type")
-    if model.fast_predictor is not None:
-        # Exact fast path: ~0.3 ms per row batch, cheaper inline than a thread hop (MAX_ROWS bounds it).
-        scored = score(body, content_type, model, settings.max_rows)
-    else:
-        scored = await run_in_threadpool(score, body, content_type, model, settings.max_rows)
-    PREDICTIONS.labels("/invocations").inc(scored.rows)
-    return Response(scored.body, media_type="application/json")
+    prediction = await plane.invocations(await request.body(), request.headers.get("content-type"))
+    PREDICTIONS.labels("/invocations").inc(prediction.rows)
+    return Response(prediction.body, media_type="application/json")

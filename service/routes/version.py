@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from service.auth import require_api_key
+from service.auth import api_key_schemes
 from service.dependencies import current_model, current_settings
 from service.served_model import ServedModel
 from service.settings import Settings
 
-router = APIRouter(tags=["model"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["model"], dependencies=[Depends(api_key_schemes)])
 
 
 class VersionInfo(BaseModel):
@@ -29,7 +29,7 @@ def version(
     model: Annotated[ServedModel, Depends(current_model)],
     settings: Annotated[Settings, Depends(current_settings)],
 ) -> VersionInfo:
-    """What is being served, so a deploy can be checked against the registry."""
+    """What is being served, so a deploy can be checked against the registry (behind the API key)."""
     identity = model.identity
     return VersionInfo(
         model_name=identity.name,

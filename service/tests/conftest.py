@@ -1,6 +1,7 @@
 """Fixtures for the model API tests: settings pointing at the example model, and an in-process client."""
 
 import secrets
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,18 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 from testing.model_fixtures import LoggedModel
+
+READY_TIMEOUT_S = 60.0
+
+
+def wait_until_ready(client: TestClient, timeout: float = READY_TIMEOUT_S) -> TestClient:
+    """The app loads its model in the background: poll /readyz until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return client
+        time.sleep(0.05)
+    pytest.fail(f"not ready within {timeout:.0f}s: {client.get('/readyz').text}")
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +40,7 @@ def settings(example_model: LoggedModel) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     """One app (model loaded once) shared by the unit tests; raise_server_exceptions off to see real 500s."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
+        yield wait_until_ready(test_client)
 
 
 @pytest.fixture

@@ -7,12 +7,17 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from service.app import create_app
+from service.model_loading import load_served_model
 from service.settings import Settings
+from service.tests.conftest import wait_until_ready
 
 
 def test_no_server_errors(settings: Settings) -> None:
-    app = create_app(settings)
-    with TestClient(app):  # runs the lifespan: model loaded, /predict added to the schema
+    # Schemathesis runs the app's lifespan again for the calls it makes: with the model given, each run
+    # installs it at once, where a load each time would start a loading thread per call.
+    app = create_app(settings, model=load_served_model(settings))
+    with TestClient(app) as client:  # runs the lifespan: /predict joins the schema
+        wait_until_ready(client)
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         results = list(schema.get_all_operations())
         assert all(isinstance(result, Ok) for result in results), "our OpenAPI has an invalid operation"

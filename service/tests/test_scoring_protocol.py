@@ -142,3 +142,37 @@ def test_values_beyond_float32_are_400_as_in_mlflow(client: TestClient, rows: li
     status, message = post_json(client, {"dataframe_records": [{**rows[0], "rpm": 1e300}]})
     assert status == 400
     assert "too large" in message
+
+
+def test_nan_is_not_json(client: TestClient) -> None:
+    body = b'{"dataframe_records": [{"rpm": NaN}]}'
+    response = client.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "NaN and Infinity are not JSON" in response.json()["message"]
+
+
+@pytest.mark.parametrize("column", [["rpm"], {"name": "rpm"}, 3])
+def test_column_names_that_are_not_strings_are_400(
+    client: TestClient, rows: list[dict[str, float]], column: object
+) -> None:
+    columns = [*list(rows[0])[:-1], column]
+    split = {"columns": columns, "data": [list(rows[0].values())]}
+    status, message = post_json(client, {"dataframe_split": split})
+    assert status == 400
+    assert "not strings" in message
+
+
+def test_a_wide_csv_header_is_refused_unparsed_and_its_names_not_echoed(client: TestClient) -> None:
+    header = ",".join(f"column_{number}" for number in range(5000))
+    response = client.post("/invocations", content=f"{header}\n", headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400
+    assert "5000 columns" in response.json()["message"]
+    assert len(response.content) < 500
+
+
+def test_unexpected_columns_are_echoed_cut_short(client: TestClient, rows: list[dict[str, float]]) -> None:
+    record = {**rows[0], **{f"{'x' * 100}{number}": 1.0 for number in range(500)}}
+    status, message = post_json(client, {"dataframe_records": [record]})
+    assert status == 400
+    assert "... and 490 more" in message
+    assert len(message) < 1000

@@ -3,14 +3,16 @@
 import json
 import re
 import secrets
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mlflow.server.security_utils import is_allowed_host_header, should_block_cors_request
+from uvicorn import main as uvicorn_cli
 
 from infra.aws.database import RDS_CA_BUNDLE_PATH
-from infra.aws.express import _public_url
+from infra.aws.express import ALB_IDLE_TIMEOUT_SECONDS, _public_url
 from infra.images import REPOSITORY_ROOT, TRACKING_DOCKERFILE
 from infra.mlflow_server.command import build_launch
 from infra.mlflow_server.settings import parse_settings
@@ -26,6 +28,7 @@ from infra.tests.aws.conftest import (
     statements,
     with_model,
 )
+from service.settings import Settings
 from testing.pulumi_program import ProgramRun, Registered
 
 ROLE = "aws:iam/role:Role"
@@ -320,3 +323,28 @@ def test_the_public_url_comes_from_the_public_ingress_path_with_or_without_a_sch
     ]
     assert _public_url(paths) == "https://ni-adada88b582b4d3ea6b21602d2c1abf7.ecs.eu-west-1.on.aws"
     assert _public_url(paths[:1]) == ""
+
+
+def test_both_services_keep_idle_connections_open_longer_than_the_load_balancer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read the way each program reads it: the tracking server's uvicorn options as uvicorn's own CLI parses
+    what `mlflow server` hands it, the API's through its settings class (the join of infra and two images)."""
+    run = run_aws("dev", with_model("dev"))
+    tracking_env = plain_env(express_service(run, "tracking"))
+    environ = {
+        **tracking_env,
+        **{name: secrets.token_urlsafe(24) for name in secret_refs(express_service(run, "tracking"))},
+    }
+    argv = build_launch(parse_settings(environ), Path("/tmp/auth.ini"), environ, "python").argv
+    uvicorn_args = shlex.split(argv[argv.index("--uvicorn-opts") + 1])
+    tracking_keep_alive = uvicorn_cli.make_context("uvicorn", [*uvicorn_args, "app:app"]).params[
+        "timeout_keep_alive"
+    ]
+
+    for name, value in plain_env(express_service(run, "api")).items():
+        monkeypatch.setenv(name, value)
+    api_keep_alive = Settings().keep_alive_timeout_seconds  # type: ignore[call-arg]  # read from the environment
+
+    assert tracking_keep_alive > ALB_IDLE_TIMEOUT_SECONDS
+    assert api_keep_alive > ALB_IDLE_TIMEOUT_SECONDS

@@ -1,0 +1,174 @@
+"""One data plane for both prediction routes, as MLServer has one `DataPlane` behind its REST and gRPC
+front ends: the routes only read the body; decoding, the rules, the choice of path, prediction and the
+answer's JSON happen here, the same way for `/invocations` and `/predict`.
+
+What runs on the event loop is only cheap and bounded: a JSON body of at most INLINE_BODY_BYTES whose
+rows fit the numeric plane and at most INLINE_MAX_ROWS of them, predicted by the verified tree walk
+(well under a millisecond, cheaper than the hop to a thread). Everything else (bigger bodies, CSV,
+MLflow's parser, pyfunc) runs in a worker thread, so one costly request cannot stall the health checks
+or the other requests of its process. A thread cannot be interrupted: when the request times out its
+answer is dropped, and MAX_BODY_BYTES / MAX_ROWS bound how long it keeps running.
+"""
+
+import csv
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import orjson
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc.scoring_server import predictions_to_json
+from numpy.typing import NDArray
+
+from service.errors import ApiError
+from service.input_rules import InputError, check_row_count, decode_json
+from service.scoring_protocol import (
+    JSON,
+    check_mlflow_width,
+    invocation_payload,
+    media_type,
+    mlflow_csv_input,
+    mlflow_json_input,
+    numeric_matrix,
+    typed_payload,
+)
+from service.served_model import ServedModel
+from service.tree_ensemble import OutOfRangeError
+
+logger = logging.getLogger(__name__)
+
+INLINE_BODY_BYTES = 8 * 1024
+INLINE_MAX_ROWS = 64
+THREADS_PER_WORKER = 2
+# What MLflow's parser, pandas or a model raise for input they cannot use. Their text stays in the log:
+# it can name internals (types, paths) and says nothing a client can act on that our message does not.
+_INPUT_FAILURES = (MlflowException, ValueError, TypeError, KeyError, IndexError, RecursionError, csv.Error)
+_UNUSABLE = (
+    "The model could not use this input: check the columns and values against the model's signature "
+    "(GET /docs shows it). The details are in the server's log."
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A finished prediction: the JSON body of the answer and how many rows it covered."""
+
+    body: bytes
+    rows: int
+
+
+Envelope = Callable[[Any], dict[str, Any]]
+
+
+class DataPlane:
+    """Decode, check, predict and serialise for one loaded model."""
+
+    def __init__(self, model: ServedModel, max_rows: int) -> None:
+        self.model = model
+        self.max_rows = max_rows
+        # Parsing and predicting are CPU-bound and hold the GIL most of the time: more threads at once
+        # add no throughput to a worker, and every one of them delays the event loop's next turn (health
+        # checks included). Requests beyond these wait on the loop, under their request timeout.
+        self._threads = anyio.CapacityLimiter(THREADS_PER_WORKER)
+
+    async def invocations(self, body: bytes, content_type: str | None) -> Prediction:
+        """MLflow's scoring protocol; a broken rule is a 400, as `mlflow models serve` answers."""
+        mime = media_type(content_type)
+        try:
+            if mime == JSON:
+                return await self._json(body, invocation_payload)
+            return await self._in_thread(self._score_csv, body)
+        except InputError as error:
+            raise ApiError(400, error.message) from None
+
+    async def predict(self, body: bytes, content_type: str | None) -> Prediction:
+        """Typed rows (`{"rows": [...]}`); a broken rule is a 422, as the route's OpenAPI says."""
+        media_type(content_type, accepted=(JSON,))
+        try:
+            return await self._json(body, typed_payload)
+        except InputError as error:
+            raise ApiError(422, error.message) from None
+
+    async def _json(self, body: bytes, envelope: Envelope) -> Prediction:
+        if self.model.fast_predictor is None or len(body) > INLINE_BODY_BYTES:
+            return await self._in_thread(self._score_json, body, envelope)
+        payload = envelope(decode_json(body))
+        matrix = numeric_matrix(payload, self.model.column_names)
+        if matrix is None or "params" in payload or len(matrix) > INLINE_MAX_ROWS:
+            return await self._in_thread(self._score_payload, payload, matrix)
+        return self._score_matrix(matrix, None)
+
+    async def _in_thread(self, function: Callable[..., Prediction], *args: Any) -> Prediction:
+        """Run off the event loop; if the request times out meanwhile, stop waiting (the thread finishes
+        on its own and its result is dropped) so the timeout's 504 is not held back by the work."""
+        return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True, limiter=self._threads)
+
+    def _score_json(self, body: bytes, envelope: Envelope) -> Prediction:
+        payload = envelope(decode_json(body))
+        matrix = numeric_matrix(payload, self.model.column_names) if self.model.numeric_inputs else None
+        return self._score_payload(payload, matrix)
+
+    def _score_payload(self, payload: dict[str, Any], matrix: NDArray[np.float64] | None) -> Prediction:
+        if matrix is not None:
+            return self._score_matrix(matrix, payload.get("params"))
+        check_mlflow_width(payload, self.model.column_names)
+        return self._score_with_mlflow(lambda schema: mlflow_json_input(payload, schema))
+
+    def _score_csv(self, body: bytes) -> Prediction:
+        return self._score_with_mlflow(lambda schema: mlflow_csv_input(body, schema, self.model.column_names))
+
+    def _score_matrix(self, matrix: NDArray[np.float64], params: dict[str, Any] | None) -> Prediction:
+        """The numeric plane: rows already checked by the shared rules."""
+        check_row_count(len(matrix), self.max_rows)
+        try:
+            if params is not None:
+                frame = pd.DataFrame(matrix, columns=list(self.model.column_names))
+                predictions = self.model.pyfunc.predict(frame, params=params)
+            else:
+                predictions = self.model.predict_matrix(matrix)
+        except OutOfRangeError as error:
+            raise InputError(str(error)) from None
+        except _INPUT_FAILURES as error:
+            _log_refusal("the model refused a request's rows", error)
+            raise InputError(_UNUSABLE) from None
+        return _answer(predictions, len(matrix))
+
+    def _score_with_mlflow(self, parse: Callable[[Any], tuple[Any, dict[str, Any] | None]]) -> Prediction:
+        """MLflow's parser and pyfunc predict, for everything outside the numeric plane."""
+        model = self.model
+        try:
+            data, params = parse(model.input_schema)
+            check_row_count(len(data), self.max_rows)
+            if params is not None:
+                predictions = model.pyfunc.predict(data, params=params)
+            elif model.fast_predictor is not None and hasattr(data, "columns"):
+                matrix = data[list(model.column_names)].to_numpy(dtype=np.float64)
+                predictions = model.predict_matrix(matrix)
+            else:
+                predictions = model.predict_pyfunc(data)
+        except OutOfRangeError as error:
+            raise InputError(str(error)) from None
+        except _INPUT_FAILURES as error:
+            _log_refusal("MLflow's parser or the model refused a request", error)
+            raise InputError(_UNUSABLE) from None
+        return _answer(predictions, len(data))
+
+
+def _log_refusal(what: str, error: Exception) -> None:
+    """One line per refused request, cut short and with its newlines escaped (the text may quote the
+    request): what the client was not told, without a flood of bad requests writing a traceback each."""
+    logger.info("%s: %s: %.500r", what, type(error).__name__, str(error))
+
+
+def _answer(predictions: Any, rows: int) -> Prediction:
+    """`{"predictions": [...]}`: orjson for a plain vector, MLflow's own serialiser for anything else."""
+    if isinstance(predictions, np.ndarray) and predictions.ndim == 1 and predictions.dtype.kind in "fiub":
+        return Prediction(orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY), rows)
+    output = io.StringIO()
+    predictions_to_json(predictions, output)
+    return Prediction(output.getvalue().encode(), rows)
