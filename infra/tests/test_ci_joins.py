@@ -58,6 +58,8 @@ class Login:
     identity: str  # the CI_IDENTITIES key the job picks
     role: str  # deploy or preview
     guarded_by: str  # the job's `if` (and its caller's), to tell "skipped by design"
+    session_seconds: int  # the AWS session the login asks for
+    job_timeout_minutes: int
 
     def subject(self, repository: str) -> str:
         if self.job_environment is not None:
@@ -127,6 +129,8 @@ def logins() -> Iterator[Login]:
                                 identity=str(_resolve(step["with"]["environment"], inputs, matrix_value)),
                                 role=str(step["with"]["role"]),
                                 guarded_by=guard,
+                                session_seconds=int(step["with"]["session-seconds"]),
+                                job_timeout_minutes=int(inner_job["timeout-minutes"]),
                             )
 
 
@@ -189,21 +193,46 @@ TRUST: dict[str, Callable[[ProgramRun, str], dict[str, str]]] = {
 
 
 @cache
-def trusted_identities(cloud: str) -> dict[tuple[str, str], str]:
-    """(CI_IDENTITIES key, role) -> the one subject that identity trusts, over every existing stack file."""
-    found: dict[tuple[str, str], str] = {}
+def stack_runs(cloud: str) -> dict[str, ProgramRun]:
+    """Each existing stack file's program under mocks, by environment (dev hosts the sandboxes' identity)."""
+    runs = {}
     for environment in ENVIRONMENTS:
         stack = f"{cloud}-{environment}"
         if not (REPOSITORY_ROOT / "stacks" / f"Pulumi.{stack}.yaml").exists():
             continue
         config = example_stack_config(stack)
         if environment == "dev":
-            config["mlops-stack:sandboxes"] = "true"  # the dev stack hosts the sandboxes' identity
-        for role, subject in TRUST[cloud](_run(cloud, config, stack), stack).items():
-            key = ("sandbox", "deploy") if role == "sandbox" else (environment, role)
+            config["mlops-stack:sandboxes"] = "true"
+        runs[environment] = _run(cloud, config, stack)
+    return runs
+
+
+def _identity_key(environment: str, role: str) -> tuple[str, str]:
+    """The CI_IDENTITIES key and role a stack's CI identity is picked by (the sandboxes' lives in dev)."""
+    return ("sandbox", "deploy") if role == "sandbox" else (environment, role)
+
+
+@cache
+def trusted_identities(cloud: str) -> dict[tuple[str, str], str]:
+    """(CI_IDENTITIES key, role) -> the one subject that identity trusts, over every existing stack file."""
+    found: dict[tuple[str, str], str] = {}
+    for environment, run in stack_runs(cloud).items():
+        for role, subject in TRUST[cloud](run, f"{cloud}-{environment}").items():
+            key = _identity_key(environment, role)
             assert key not in found, key
             found[key] = subject
     return found
+
+
+def aws_session_limits() -> dict[tuple[str, str], int]:
+    """(CI_IDENTITIES key, role) -> the MaxSessionDuration the AWS program gives that CI role."""
+    limits = {}
+    for environment, run in stack_runs("aws").items():
+        for role in run.of_type("aws:iam/role:Role"):
+            match = re.fullmatch(rf"aws-{environment}-ci-(\w+)", role.name)
+            if match:
+                limits[_identity_key(environment, match[1])] = int(role.inputs["maxSessionDuration"])
+    return limits
 
 
 def stack_exists(cloud: str, environment: str) -> bool:
@@ -253,6 +282,23 @@ def test_each_login_is_trusted_by_the_identity_it_picks_and_refused_by_every_oth
     assert trusted.get(picked) == subject, f"{login.where}: {cloud} {picked} trusts {trusted.get(picked)!r}"
     others = {key: value for key, value in trusted.items() if key != picked and value == subject}
     assert others == {}, f"{login.where}'s token ({subject}) would also be accepted by {others}"
+
+
+@pytest.mark.parametrize(
+    "login",
+    [login for login in ALL_LOGINS if stack_exists("aws", login.identity)],
+    ids=lambda login: f"{login.where}[{login.event}]",
+)
+def test_each_aws_session_outlasts_its_job_and_fits_the_roles_maximum(login: Login) -> None:
+    """Credentials are not refreshed during a job, and an `up` that loses them mid-way leaves the stack
+    locked; STS refuses a login asking for more than the role's MaxSessionDuration (DurationSeconds in
+    https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html). Jobs of stacks
+    without a file do not run (the trust test holds their guard)."""
+    maximum = aws_session_limits()[(login.identity, login.role)]
+    assert login.job_timeout_minutes * 60 <= login.session_seconds <= maximum, (
+        f"{login.where}: a {login.job_timeout_minutes}-minute job asks for {login.session_seconds} s;"
+        f" the {login.identity} {login.role} role allows {maximum} s"
+    )
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
