@@ -2,11 +2,11 @@
 
 import pulumi
 
-from infra.config import ConfigError, load_settings
-from infra.platform import builder_for, export_outputs
+from infra.config import ConfigError
+from infra.platform import builder_for, export_outputs, load_stack_settings
 
 try:
-    settings = load_settings()
+    settings = load_stack_settings()
 except ConfigError as error:
     # RunError prints the message alone (no traceback): the list of problems and how to fix each.
     raise pulumi.RunError(str(error)) from None

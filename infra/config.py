@@ -2,9 +2,11 @@
 
 `load_settings()` reads the stack's config, checks all of it, and either returns one typed `StackSettings`
 or raises `ConfigError` listing every problem at once, each with how to fix it, before any resource is
-registered. Environment defaults (dev, staging, prod, sandbox) live in one table, `ENVIRONMENT_DEFAULTS`;
-container size rules live in one table per cloud, `SIZE_RULES`. Pulumi.yaml declares the same keys
-(a test keeps the two in step).
+registered. Every project key is declared once, in `KEYS` (meaning, default per environment, bounds), and
+read by its literal name; Pulumi.yaml declares the keys whose default is the same everywhere (a test keeps
+the two in step). What a cloud accepts (container sizes, regions, state and artifact schemes, database tiers)
+is that cloud's `CloudRules`, kept in infra/<cloud>/limits.py and handed in by the caller
+(infra.platform.load_stack_settings), so this module names no cloud's tables.
 """
 
 import json
@@ -13,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 PROJECT = "mlops-stack"
@@ -51,189 +53,133 @@ class ApiAuth(StrEnum):
 
 
 @dataclass(frozen=True)
-class EnvironmentDefaults:
-    """What an environment means when its config says nothing else."""
+class Key:
+    """One project config key (`mlops-stack:<name>`): what it means, its default, its bounds.
 
-    protect: bool  # deletion protection on the data (bucket, database) and `protect` on their resources
+    A plain-string default is the same on every stack, so Pulumi.yaml declares it (a test holds the two
+    together); a default per environment is applied here, and a key without one is required or optional as
+    its check says. Defaults that depend on the cloud (sizes, the database tier) are in its `CloudRules`.
+    """
+
+    meaning: str
+    default: str | Mapping[Environment, str] | None = None
+    bounds: tuple[int, int] | None = None  # whole-number keys: the inclusive range accepted
+
+    def default_for(self, environment: Environment) -> str | None:
+        if self.default is None or isinstance(self.default, str):
+            return self.default
+        return self.default[environment]
+
+
+def _per_environment(
+    dev: object, staging: object, prod: object, sandbox: object
+) -> Mapping[Environment, str]:
+    values = (dev, staging, prod, sandbox)
+    return {env: str(value).lower() for env, value in zip(Environment, values, strict=True)}
+
+
+# Every project key the program reads. dev and sandboxes scale to zero: an idle stack costs (almost) nothing.
+KEYS: Mapping[str, Key] = {
+    "cloud": Key("gcp, aws or azure"),
+    "environment": Key("dev, staging, prod or sandbox"),
+    "githubRepository": Key("owner/name of the repository whose workflows the CI identities trust"),
+    "githubEnvironment": Key("the GitHub environment the deploy identity trusts (default: the environment)"),
+    "githubBranch": Key("the branch whose pushes deploy", default="main"),
+    "githubRepositoryId": Key("GitHub's numeric id of the repository (with githubOwnerId)"),
+    "githubOwnerId": Key("GitHub's numeric id of the repository's owner (with githubRepositoryId)"),
+    "protect": Key("deletion protection on the data", default=_per_environment(False, False, True, False)),
+    "sandboxExpiresAt": Key("sandboxes only: when the sandbox may be destroyed (RFC 3339)"),
+    "sandboxes": Key("dev only: this stack makes the sandboxes' deploy identity", default="false"),
+    "trackingCpu": Key("CPUs of the tracking server"),
+    "trackingMemoryMiB": Key("memory of the tracking server", bounds=(128, 131072)),
+    "trackingMinInstances": Key("instances kept warm", default=_per_environment(0, 0, 1, 0), bounds=(0, 100)),
+    "trackingMaxInstances": Key("instances at most", default=_per_environment(2, 2, 2, 2), bounds=(1, 100)),
+    "apiCpu": Key("CPUs of the model API"),
+    "apiMemoryMiB": Key("memory of the model API", bounds=(128, 131072)),
+    "apiMinInstances": Key("instances kept warm", default=_per_environment(0, 0, 1, 0), bounds=(0, 100)),
+    "apiMaxInstances": Key("instances at most", default=_per_environment(2, 4, 10, 1), bounds=(1, 100)),
+    "apiAuth": Key("apiKey, or iam (GCP only)", default="apiKey"),
+    "databaseTier": Key("the database's machine tier"),
+    "backupRetentionDays": Key(
+        "days of database backups, and of overwritten artifacts kept recoverable",
+        default=_per_environment(7, 7, 14, 1),
+        bounds=(1, 35),
+    ),
+    "geoRedundantBackup": Key("Azure only: geo-redundant database backups", default="false"),
+    "trackingImage": Key("a prebuilt tracking image pinned by digest (default: built from this repository)"),
+    "apiImage": Key("a prebuilt model API image pinned by digest (default: built from this repository)"),
+    "modelName": Key("the registered model the API serves", default="throughput"),
+    "modelVersion": Key("the pinned model version (with modelSource)"),
+    "modelSource": Key("the pinned version's artifact-store URI (with modelVersion)"),
+    "registryKeepImages": Key("images kept per registry repository", default="10", bounds=(1, 1000)),
+    "awsOidcProviderArn": Key("AWS: an existing GitHub OIDC provider to use instead of creating one"),
+    "awsInterfaceEndpoints": Key(
+        "AWS: oneZone or everyZone interface VPC endpoints",
+        # Idle cost per stack, eu-west-1: 4 interface endpoints x 0.011 USD per zone-hour = 32 USD a month in
+        # one zone, 64 in two (https://aws.amazon.com/privatelink/pricing/). dev and sandboxes take one.
+        default={
+            Environment.DEV: "oneZone",
+            Environment.STAGING: "everyZone",
+            Environment.PROD: "everyZone",
+            Environment.SANDBOX: "oneZone",
+        },
+    ),
+    "stateBackend": Key("this environment's Pulumi state backend URL (with stateSecretsProvider)"),
+    "stateSecretsProvider": Key("this environment's secrets provider URL (with stateBackend)"),
+    "sandboxStateBackend": Key("dev with sandboxes: the sandboxes' state backend URL"),
+    "sandboxStateSecretsProvider": Key("dev with sandboxes: the sandboxes' secrets provider URL"),
+    "gcpSandboxProject": Key("GCP dev with sandboxes: the project sandboxes deploy into"),
+    "stateResourceGroup": Key(
+        "Azure: the resource group of the state account and key", default="mlops-stack-state"
+    ),
+    "azureResourceGroup": Key("Azure sandboxes: the dev stack's resource group for sandboxes"),
+}
+PROJECT_KEYS: tuple[str, ...] = tuple(KEYS)
+# What Pulumi.yaml declares, as Pulumi applies a project default: to every stack that does not set the key.
+STATIC_DEFAULTS: Mapping[str, str] = {
+    name: key.default for name, key in KEYS.items() if isinstance(key.default, str)
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentPolicy:
+    """What an environment means beyond its config keys."""
+
     backups: bool  # automated database backups and point-in-time recovery
-    backup_retention_days: int
-    tracking_min_instances: int
-    api_min_instances: int
-    api_max_instances: int
     log_retention_days: int
 
 
-ENVIRONMENT_DEFAULTS: Mapping[Environment, EnvironmentDefaults] = {
-    # dev and sandboxes scale to zero: an idle stack costs (almost) nothing.
-    Environment.DEV: EnvironmentDefaults(False, True, 7, 0, 0, 2, 14),
-    Environment.STAGING: EnvironmentDefaults(False, True, 7, 0, 0, 4, 30),
-    Environment.PROD: EnvironmentDefaults(True, True, 14, 1, 1, 10, 90),
-    Environment.SANDBOX: EnvironmentDefaults(False, False, 1, 0, 0, 1, 3),
+ENVIRONMENT_POLICY: Mapping[Environment, EnvironmentPolicy] = {
+    Environment.DEV: EnvironmentPolicy(backups=True, log_retention_days=14),
+    Environment.STAGING: EnvironmentPolicy(backups=True, log_retention_days=30),
+    Environment.PROD: EnvironmentPolicy(backups=True, log_retention_days=90),
+    Environment.SANDBOX: EnvironmentPolicy(backups=False, log_retention_days=3),
 }
 
 
-# Idle cost per stack, eu-west-1: 4 interface endpoints x 0.011 USD per zone-hour = 32 USD a month in one
-# zone, 64 in two (https://aws.amazon.com/privatelink/pricing/). dev and sandboxes take the cheaper one.
-AWS_INTERFACE_ENDPOINT_DEFAULTS: Mapping[Environment, InterfaceEndpointZones] = {
-    Environment.DEV: InterfaceEndpointZones.ONE_ZONE,
-    Environment.STAGING: InterfaceEndpointZones.EVERY_ZONE,
-    Environment.PROD: InterfaceEndpointZones.EVERY_ZONE,
-    Environment.SANDBOX: InterfaceEndpointZones.ONE_ZONE,
-}
+class RegionFormat(NamedTuple):
+    pattern: re.Pattern[str]
+    cloud_name: str  # as the message says it: "Google Cloud"
+    example: str
 
 
-@dataclass(frozen=True)
-class SizeRule:
-    """The CPU and memory combinations a cloud's serverless containers accept."""
+@dataclass(frozen=True, kw_only=True)
+class CloudRules:
+    """What one cloud accepts of the stack config, checked before any resource is registered. Each cloud's is
+    `CONFIG_RULES` in infra/<cloud>/limits.py, beside the limits of the resources these values reach."""
 
-    cpus: tuple[float, ...]
-    memory_mib: Callable[[float], tuple[int, int, int]]  # cpu -> (min, max, step)
+    container_sizes: Mapping[float, frozenset[int]]  # CPUs -> the memory sizes (MiB) that go with them
+    sizes_explained: str  # the rule in words, with its documentation link
     default_cpu: float
     default_memory_mib: int
-    explain: str
-    # Where the sizes are not evenly spaced (Fargate's 0.25 vCPU: 512, 1024 or 2048 MiB): cpu -> the sizes.
-    memory_choices: Callable[[float], frozenset[int]] | None = None
-    # The tracking server's default memory where it must differ from default_memory_mib.
-    default_tracking_memory_mib: int | None = None
+    default_tracking_memory_mib: int
+    region_keys: tuple[str, ...]  # the provider's keys holding the region (and GCP's project)
+    region_format: RegionFormat | None  # None: the provider checks the region itself
+    state_schemes: tuple[str, str]  # Pulumi state backend and secrets provider URL schemes
+    artifact_scheme: str  # what a model source must start with
+    database_tier: re.Pattern[str]
+    default_database_tier: str
 
-
-# Cloud Run services, by whole CPUs (fractions force concurrency 1 and the first-generation environment):
-# the memory each accepts, in MiB. https://cloud.google.com/run/docs/configuring/services/cpu ("4 vCPU: 2 to
-# 16 GiB, 6 vCPU: 4 to 24 GiB, 8 vCPU: 4 to 32 GiB", 1 and 2 vCPU up to 4 and 8 GiB) and
-# https://cloud.google.com/run/docs/configuring/services/memory-limits (at least 512 MiB in the second-
-# generation environment; more than 4/8/16/24 GiB needs 2/4/6/8 CPUs).
-CLOUD_RUN_MEMORY_MIB: Mapping[int, tuple[int, int]] = {
-    1: (512, 4096),
-    2: (512, 8192),
-    4: (2048, 16384),
-    6: (4096, 24576),
-    8: (4096, 32768),
-}
-CLOUD_RUN_MEMORY_DOC = "https://cloud.google.com/run/docs/configuring/services/cpu"
-# The tracking server stages every proxied artifact (uploads below MLflow's 500 MB multipart threshold,
-# downloads of any size) in its filesystem, which Cloud Run keeps in the instance's memory (memory-limits
-# page: "writing files to the filesystem" counts). 2 GiB: ~500 MiB for the server and a 600 MiB model in
-# flight with room to spare; raise trackingMemoryMiB for bigger models.
-CLOUD_RUN_TRACKING_MEMORY_MIB = 2048
-
-SIZE_RULES: Mapping[Cloud, SizeRule] = {
-    Cloud.GCP: SizeRule(
-        cpus=tuple(CLOUD_RUN_MEMORY_MIB),
-        memory_mib=lambda cpu: (*CLOUD_RUN_MEMORY_MIB[int(cpu)], 128),
-        default_cpu=1,
-        default_memory_mib=1024,
-        explain="Cloud Run takes "
-        + ", ".join(f"{cpu} CPU with {low}-{high} MiB" for cpu, (low, high) in CLOUD_RUN_MEMORY_MIB.items())
-        + f", in 128 MiB steps ({CLOUD_RUN_MEMORY_DOC})",
-        default_tracking_memory_mib=CLOUD_RUN_TRACKING_MEMORY_MIB,
-    ),
-    # ECS Express Mode runs Fargate tasks, so a size must be a Fargate task size (https://docs.aws.amazon.com/
-    # AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size) that Express Mode also
-    # takes: CPU "powers of 2 between 256 and 4096" units, memory "between 512 and 8192"
-    # MiB (hashicorp/terraform-provider-aws website/docs/r/ecs_express_gateway_service.html.markdown, the docs
-    # pulumi-aws's ecs.ExpressGatewayService is generated from). So 2 vCPU stops at 8192 MiB (Fargate: 16384)
-    # and 4 vCPU takes only 8192 (Fargate: 8192-30720). infra/aws/limits.py checks the same pairs on the
-    # resource itself.
-    Cloud.AWS: SizeRule(
-        cpus=(0.25, 0.5, 1, 2, 4),
-        memory_mib=lambda cpu: {
-            0.25: (512, 2048, 512),  # of which 512, 1024 and 2048 (memory_choices)
-            0.5: (1024, 4096, 1024),
-            1: (2048, 8192, 1024),
-            2: (4096, 8192, 1024),
-            4: (8192, 8192, 1024),
-        }[cpu],
-        default_cpu=0.5,
-        default_memory_mib=1024,
-        explain="Fargate takes 0.25 CPU with 512, 1024 or 2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192 "
-        "(in 1024 MiB steps above 0.25), and ECS Express Mode caps memory at 8192 MiB: 2 CPU with 4096-8192, "
-        "4 CPU with 8192",
-        memory_choices=lambda cpu: frozenset({512, 1024, 2048}) if cpu == 0.25 else frozenset(),
-    ),
-    # Container Apps, Consumption profile: 0.25 to 4 CPUs in 0.25 steps, memory fixed at 2 GiB per CPU
-    # (infra/azure/limits.py `CONSUMPTION_SIZES`; a test holds the CPU list to it).
-    Cloud.AZURE: SizeRule(
-        cpus=tuple(quarter / 4 for quarter in range(1, 17)),
-        memory_mib=lambda cpu: (_consumption_memory(cpu), _consumption_memory(cpu), 1),
-        default_cpu=0.5,
-        default_memory_mib=1024,
-        explain="Container Apps (Consumption) takes 0.25 to 4 CPUs in 0.25 steps with exactly 2048 MiB per "
-        "CPU (learn.microsoft.com/azure/container-apps/containers#allocations)",
-    ),
-}
-
-
-def _consumption_memory(cpu: float) -> int:
-    from infra.azure.limits import CONSUMPTION_SIZES
-
-    return int(CONSUMPTION_SIZES[cpu] * 1024)
-
-
-# Provider keys that hold the region (and, on GCP, the project), by cloud.
-REGION_KEYS: Mapping[Cloud, tuple[str, ...]] = {
-    Cloud.GCP: ("gcp:project", "gcp:region"),
-    Cloud.AWS: ("aws:region",),
-    Cloud.AZURE: ("azure-native:location",),
-}
-
-# The Pulumi state backend and secrets provider URL schemes of each cloud (what scripts/bootstrap.py prints).
-STATE_SCHEMES: Mapping[Cloud, tuple[str, str]] = {
-    Cloud.GCP: ("gs", "gcpkms"),
-    Cloud.AWS: ("s3", "awskms"),
-    Cloud.AZURE: ("azblob", "azurekeyvault"),
-}
-
-# Which artifact-store scheme a model source must use on each cloud.
-ARTIFACT_SCHEMES: Mapping[Cloud, str] = {Cloud.GCP: "gs://", Cloud.AWS: "s3://", Cloud.AZURE: "wasbs://"}
-
-# Every project key the program reads (without the `mlops-stack:` prefix), for Pulumi.yaml's schema test.
-PROJECT_KEYS: tuple[str, ...] = (
-    "cloud",
-    "environment",
-    "githubRepository",
-    "githubEnvironment",
-    "protect",
-    "sandboxExpiresAt",
-    "trackingCpu",
-    "trackingMemoryMiB",
-    "trackingMinInstances",
-    "trackingMaxInstances",
-    "apiCpu",
-    "apiMemoryMiB",
-    "apiMinInstances",
-    "apiMaxInstances",
-    "apiAuth",
-    "databaseTier",
-    "backupRetentionDays",
-    "geoRedundantBackup",
-    "trackingImage",
-    "apiImage",
-    "modelName",
-    "modelVersion",
-    "modelSource",
-    "registryKeepImages",
-    "awsOidcProviderArn",
-    "awsInterfaceEndpoints",
-    "githubBranch",
-    "stateBackend",
-    "stateSecretsProvider",
-    "sandboxes",
-    "sandboxStateBackend",
-    "sandboxStateSecretsProvider",
-    "githubRepositoryId",
-    "githubOwnerId",
-    "gcpSandboxProject",
-    "stateResourceGroup",
-    "azureResourceGroup",
-)
-STATIC_DEFAULTS: Mapping[str, str] = {
-    "apiAuth": ApiAuth.API_KEY.value,
-    "modelName": "throughput",
-    "registryKeepImages": "10",
-    "geoRedundantBackup": "false",
-    "githubBranch": "main",
-    "sandboxes": "false",
-}
 
 # The example stacks' placeholder: an `up` with it would hand deploy rights to whoever owns that repository.
 PLACEHOLDER_REPOSITORIES = frozenset({"my-org/mlops-stack"})
@@ -242,9 +188,6 @@ PLACEHOLDER_REPOSITORIES = frozenset({"my-org/mlops-stack"})
 # https://docs.github.com/en/actions/reference/security/oidc#oidc-token-claims
 GITHUB_NUMERIC_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 GITHUB_IDS_HOWTO = "gh api repos/OWNER/REPO --jq .id,.owner.id prints both"
-# Project ids: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter, not ending with
-# a hyphen. https://cloud.google.com/resource-manager/docs/creating-managing-projects#before_you_begin
-GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 GITHUB_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -253,16 +196,10 @@ AWS_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 AWS_OIDC_PROVIDER_ARN = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
-DATABASE_TIERS: Mapping[Cloud, tuple[re.Pattern[str], str]] = {
-    Cloud.GCP: (re.compile(r"^db-(f1-micro|g1-small|custom-\d+-\d+|perf-optimized-N-\d+)$"), "db-f1-micro"),
-    Cloud.AWS: (re.compile(r"^(serverless|db\.[a-z0-9]+\.[a-z0-9]+)$"), "serverless"),
-    Cloud.AZURE: (re.compile(r"^Standard_[A-Za-z0-9_]+$"), "Standard_B1ms"),
-}
 # "6 to 30 lowercase letters, digits, or hyphens. It must start with a letter. Trailing hyphens are
 # prohibited." (https://cloud.google.com/resource-manager/reference/rest/v1/projects). Names the stack derives
 # from it are hashed to their own limits (infra/gcp/limits.py, proven with a 30-character id).
 GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")  # europe-west1, us-central1, northamerica-northeast2
 # The one definition of a sandbox's name; scripts/sandbox.py's destroy guard uses it too.
 SANDBOX_STACK = re.compile(r"^(?P<cloud>gcp|aws|azure)-sandbox-(?P<id>[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?)$")
 
@@ -403,19 +340,25 @@ class _Checker:
     def __init__(self, read: ConfigReader) -> None:
         self.read = read
         self.problems: list[str] = []
+        self.environment = Environment.DEV  # whose defaults apply, until the stack's own is read
 
     def raw(self, key: str) -> str | None:
+        """The value as Pulumi hands it to a program: a project default (Pulumi.yaml) fills an unset key."""
         value = self.read(key if ":" in key else f"{PROJECT}:{key}")
         if value is None and key in STATIC_DEFAULTS:
             return STATIC_DEFAULTS[key]
         return value.strip() if value is not None and value.strip() else None
+
+    def _given_or_default(self, key: str) -> str | None:
+        value = self.raw(key)
+        return KEYS[key].default_for(self.environment) if value is None and key in KEYS else value
 
     def fail(self, key: str, problem: str, fix: str) -> None:
         full = key if ":" in key else f"{PROJECT}:{key}"
         self.problems.append(f"{full}: {problem}; {fix}")
 
     def choice(self, key: str, enum: type[EnumT], example: str) -> EnumT | None:
-        value = self.raw(key)
+        value = self._given_or_default(key)
         allowed = ", ".join(member.value for member in enum)
         if value is None:
             self.fail(key, "is not set", f"set it to one of {allowed}: pulumi config set {key} {example}")
@@ -426,15 +369,21 @@ class _Checker:
             self.fail(key, f"{value!r} is not one of {allowed}", f"pulumi config set {key} {example}")
             return None
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
+    def integer(self, key: str, fallback: int | None = None) -> int:
+        """A whole number within the key's bounds in `KEYS`; unset: its default there, else `fallback`."""
+        bounds, default = KEYS[key].bounds, KEYS[key].default_for(self.environment)
+        assert bounds is not None, f"KEYS[{key!r}] has no bounds"
+        low, high = bounds
+        fallback = int(default) if default is not None else fallback
+        assert fallback is not None, f"{key} has no default"
         value = self.raw(key)
         if value is None:
-            return default
+            return fallback
         try:
             number = int(value)
         except ValueError:
             self.fail(key, f"{value!r} is not a whole number", f"give a number from {low} to {high}")
-            return default
+            return fallback
         if not low <= number <= high:
             self.fail(key, f"{number} is out of range", f"give a number from {low} to {high}")
         return number
@@ -449,14 +398,13 @@ class _Checker:
             self.fail(key, f"{value!r} is not a number", "give a number such as 0.5, 1 or 2")
             return default
 
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key)
-        if value is None:
-            return default
+    def boolean(self, key: str) -> bool:
+        """true or false; unset: the key's default in `KEYS` (false without one)."""
+        value = self._given_or_default(key) or "false"
         if value.lower() in ("true", "false"):
             return value.lower() == "true"
         self.fail(key, f"{value!r} is not true or false", f"pulumi config set {key} true (or false)")
-        return default
+        return False
 
     def matching(self, key: str, pattern: re.Pattern[str], expected: str) -> str | None:
         value = self.raw(key)
@@ -466,8 +414,16 @@ class _Checker:
         return value
 
 
-def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = None) -> StackSettings:
-    """Read and validate the whole stack config; raise ConfigError listing every problem."""
+def load_settings(
+    rules_for: Callable[[Cloud], CloudRules],
+    read: ConfigReader = read_pulumi_config,
+    stack: str | None = None,
+) -> StackSettings:
+    """Read and validate the whole stack config; raise ConfigError listing every problem.
+
+    `rules_for` gives the chosen cloud's `CloudRules` (infra.platform.load_stack_settings passes the cloud
+    package's), so this cloud-neutral module knows no cloud's tables.
+    """
     if stack is None:
         import pulumi
 
@@ -476,11 +432,11 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
 
     cloud = check.choice("cloud", Cloud, "gcp")
     environment = check.choice("environment", Environment, "dev")
-    defaults = ENVIRONMENT_DEFAULTS[environment or Environment.DEV]
-    rules = SIZE_RULES[cloud or Cloud.GCP]
+    check.environment = environment or Environment.DEV
+    rules = rules_for(cloud or Cloud.GCP)
 
     region, gcp_project = "", None
-    for key in REGION_KEYS[cloud] if cloud else ():
+    for key in rules.region_keys if cloud else ():
         value = check.raw(key)
         if value is None:
             check.fail(
@@ -498,8 +454,13 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
                 )
         else:
             region = value
-            if cloud is Cloud.GCP and not GCP_REGION.fullmatch(value):
-                check.fail(key, f"{value!r} is not a Google Cloud region", "give one such as europe-west1")
+            region_format = rules.region_format
+            if region_format is not None and not region_format.pattern.fullmatch(value):
+                check.fail(
+                    key,
+                    f"{value!r} is not a {region_format.cloud_name} region",
+                    f"give one such as {region_format.example}",
+                )
 
     _check_stack_name(check, stack, cloud, environment)
 
@@ -522,12 +483,12 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
 
     github_ids = _github_ids(check)
 
-    protect = check.boolean("protect", defaults.protect)
+    protect = check.boolean("protect")
     if protect and environment is Environment.SANDBOX:
         check.fail("protect", "is true on a sandbox", "sandboxes must be destroyable in one step: remove it")
 
     expires_at = _sandbox_expiry(check, environment)
-    hosts_sandboxes = check.boolean("sandboxes", False)
+    hosts_sandboxes = check.boolean("sandboxes")
     if hosts_sandboxes and environment not in (None, Environment.DEV):
         check.fail(
             "sandboxes",
@@ -535,60 +496,77 @@ def load_settings(read: ConfigReader = read_pulumi_config, stack: str | None = N
             "only the dev stack makes the sandboxes' identity: remove it here and set it on <cloud>-dev",
         )
 
-    tracking = _container(check, "tracking", rules, defaults.tracking_min_instances, max_default=2)
-    api = _container(check, "api", rules, defaults.api_min_instances, max_default=defaults.api_max_instances)
+    tracking = _container(
+        check,
+        rules,
+        cpu_key="trackingCpu",
+        memory_key="trackingMemoryMiB",
+        min_key="trackingMinInstances",
+        max_key="trackingMaxInstances",
+        memory_default=rules.default_tracking_memory_mib,
+    )
+    api = _container(
+        check,
+        rules,
+        cpu_key="apiCpu",
+        memory_key="apiMemoryMiB",
+        min_key="apiMinInstances",
+        max_key="apiMaxInstances",
+        memory_default=rules.default_memory_mib,
+    )
 
     api_auth = check.choice("apiAuth", ApiAuth, ApiAuth.API_KEY.value) or ApiAuth.API_KEY
     if api_auth is ApiAuth.IAM and cloud not in (None, Cloud.GCP):
         check.fail("apiAuth", "iam is only available on GCP (Cloud Run IAM)", "use apiKey on this cloud")
 
-    tier_pattern, tier_default = DATABASE_TIERS[cloud or Cloud.GCP]
     database_tier = (
-        check.matching("databaseTier", tier_pattern, f"a tier such as {tier_default}") or tier_default
+        check.matching("databaseTier", rules.database_tier, f"a tier such as {rules.default_database_tier}")
+        or rules.default_database_tier
     )
 
     model_name = check.matching("modelName", MODEL_NAME, "letters, digits, '_', '.', '-'") or "throughput"
-    model = _model_pin(check, cloud, model_name)
+    model = _model_pin(check, rules, model_name)
+    policy = ENVIRONMENT_POLICY[check.environment]
 
     settings = StackSettings(
         project=PROJECT,
         stack=stack,
         cloud=cloud or Cloud.GCP,
-        environment=environment or Environment.DEV,
+        environment=check.environment,
         region=region,
         gcp_project=gcp_project,
         github_repository=github_repository or "",
-        github_environment=check.raw("githubEnvironment") or (environment or Environment.DEV).value,
+        github_environment=check.raw("githubEnvironment") or check.environment.value,
         github_branch=check.matching("githubBranch", GITHUB_BRANCH, "a branch name such as main") or "main",
         github_repository_id=github_ids[0],
         github_owner_id=github_ids[1],
-        state=_state_location(check, cloud, "state"),
+        state=_state_location(check, cloud, rules, "state"),
         hosts_sandboxes=hosts_sandboxes,
-        sandbox_state=_sandbox_state(check, cloud, hosts_sandboxes),
+        sandbox_state=_sandbox_state(check, cloud, rules, hosts_sandboxes),
         gcp_sandbox_project=_gcp_sandbox_project(check, cloud, hosts_sandboxes),
-        state_resource_group=check.raw("stateResourceGroup") or "mlops-stack-state",
+        state_resource_group=check.raw("stateResourceGroup") or STATIC_DEFAULTS["stateResourceGroup"],
         azure_resource_group=_azure_resource_group(check, cloud, environment),
         protect=protect,
-        backups=defaults.backups,
-        backup_retention_days=check.integer("backupRetentionDays", defaults.backup_retention_days, 1, 35),
-        log_retention_days=defaults.log_retention_days,
+        backups=policy.backups,
+        backup_retention_days=check.integer("backupRetentionDays"),
+        log_retention_days=policy.log_retention_days,
         sandbox_expires_at=expires_at,
         tracking=tracking,
         api=api,
         api_auth=api_auth,
         database_tier=database_tier,
-        geo_redundant_backup=check.boolean("geoRedundantBackup", False),
+        geo_redundant_backup=check.boolean("geoRedundantBackup"),
         tracking_image=check.matching(
             "trackingImage", IMAGE_BY_DIGEST, "an image pinned by digest: repo@sha256:…"
         ),
         api_image=check.matching("apiImage", IMAGE_BY_DIGEST, "an image pinned by digest: repo@sha256:…"),
         model_name=model_name,
         model=model,
-        registry_keep_images=check.integer("registryKeepImages", 10, 1, 1000),
+        registry_keep_images=check.integer("registryKeepImages"),
         aws_oidc_provider_arn=check.matching(
             "awsOidcProviderArn", AWS_OIDC_PROVIDER_ARN, "the ARN of the account's GitHub OIDC provider"
         ),
-        aws_interface_endpoints=_interface_endpoints(check, cloud, environment or Environment.DEV),
+        aws_interface_endpoints=_interface_endpoints(check, cloud),
         aws_allowed_account_ids=_aws_allowed_account_ids(check, cloud),
     )
     if cloud is Cloud.GCP:
@@ -643,36 +621,38 @@ def _sandbox_expiry(check: _Checker, environment: Environment | None) -> datetim
 
 
 def _container(
-    check: _Checker, prefix: str, rules: SizeRule, min_default: int, max_default: int
+    check: _Checker,
+    rules: CloudRules,
+    *,
+    cpu_key: str,
+    memory_key: str,
+    min_key: str,
+    max_key: str,
+    memory_default: int,
 ) -> ContainerSettings:
-    cpu = check.number(f"{prefix}Cpu", rules.default_cpu)
-    memory_default = rules.default_memory_mib
-    if prefix == "tracking" and rules.default_tracking_memory_mib is not None:
-        memory_default = rules.default_tracking_memory_mib
-    memory = check.integer(f"{prefix}MemoryMiB", memory_default, 128, 131072)
-    if cpu not in rules.cpus:
-        check.fail(f"{prefix}Cpu", f"{cpu:g} CPUs is not a size this cloud offers", rules.explain)
-    else:
-        low, high, step = rules.memory_mib(cpu)
-        choices = rules.memory_choices(cpu) if rules.memory_choices else frozenset()
-        in_range = low <= memory <= high and (memory - low) % step == 0
-        if not (memory in choices if choices else in_range):
-            check.fail(f"{prefix}MemoryMiB", f"{memory} MiB does not fit {cpu:g} CPU", rules.explain)
-    min_instances = check.integer(f"{prefix}MinInstances", min_default, 0, 100)
-    max_instances = check.integer(f"{prefix}MaxInstances", max(max_default, min_instances, 1), 1, 100)
+    cpu = check.number(cpu_key, rules.default_cpu)
+    memory = check.integer(memory_key, memory_default)
+    sizes = rules.container_sizes.get(cpu)
+    if sizes is None:
+        check.fail(cpu_key, f"{cpu:g} CPUs is not a size this cloud offers", rules.sizes_explained)
+    elif memory not in sizes:
+        check.fail(memory_key, f"{memory} MiB does not fit {cpu:g} CPU", rules.sizes_explained)
+    min_instances = check.integer(min_key)
+    max_instances = check.integer(max_key)
+    if check.raw(max_key) is None:
+        # Unset, the maximum follows a minimum set above the environment's default maximum.
+        max_instances = max(max_instances, min_instances)
     if min_instances > max_instances:
         check.fail(
-            f"{prefix}MinInstances",
-            f"{min_instances} is more than {prefix}MaxInstances ({max_instances})",
+            min_key,
+            f"{min_instances} is more than {max_key} ({max_instances})",
             "lower the minimum or raise the maximum",
         )
     return ContainerSettings(cpu, memory, min_instances, max_instances)
 
 
-def _interface_endpoints(
-    check: _Checker, cloud: Cloud | None, environment: Environment
-) -> InterfaceEndpointZones:
-    default = AWS_INTERFACE_ENDPOINT_DEFAULTS[environment]
+def _interface_endpoints(check: _Checker, cloud: Cloud | None) -> InterfaceEndpointZones:
+    default = InterfaceEndpointZones(KEYS["awsInterfaceEndpoints"].default_for(check.environment) or "")
     if check.raw("awsInterfaceEndpoints") is None:
         return default
     if cloud not in (None, Cloud.AWS):
@@ -683,7 +663,7 @@ def _interface_endpoints(
     return check.choice("awsInterfaceEndpoints", InterfaceEndpointZones, default.value) or default
 
 
-def _model_pin(check: _Checker, cloud: Cloud | None, name: str) -> ModelPin | None:
+def _model_pin(check: _Checker, rules: CloudRules, name: str) -> ModelPin | None:
     """The API is deployed only once a model version is pinned, so a new stack's first `up` needs no model."""
     version = check.raw("modelVersion")
     source = check.raw("modelSource")
@@ -697,14 +677,16 @@ def _model_pin(check: _Checker, cloud: Cloud | None, name: str) -> ModelPin | No
     if not version.isdigit() or int(version) < 1:
         check.fail("modelVersion", f"{version!r} is not a registered model version number", fix)
         return None
-    scheme = ARTIFACT_SCHEMES[cloud or Cloud.GCP]
+    scheme = rules.artifact_scheme
     if not source.startswith(scheme):
         check.fail("modelSource", f"{source!r} is not in this cloud's artifact store", f"expected {scheme}…")
         return None
     return ModelPin(name=name, version=int(version), source=source)
 
 
-def _state_location(check: _Checker, cloud: Cloud | None, prefix: str) -> StateLocation | None:
+def _state_location(
+    check: _Checker, cloud: Cloud | None, rules: CloudRules, prefix: str
+) -> StateLocation | None:
     """`<prefix>Backend` + `<prefix>SecretsProvider`: both or neither, in this cloud's schemes."""
     backend_key, provider_key = f"{prefix}Backend", f"{prefix}SecretsProvider"
     backend, provider = check.raw(backend_key), check.raw(provider_key)
@@ -716,7 +698,7 @@ def _state_location(check: _Checker, cloud: Cloud | None, prefix: str) -> StateL
         return None
     if cloud is None:
         return None
-    backend_scheme, provider_scheme = STATE_SCHEMES[cloud]
+    backend_scheme, provider_scheme = rules.state_schemes
     problems = len(check.problems)
     if urlsplit(backend).scheme != backend_scheme or not urlsplit(backend).netloc:
         check.fail(
@@ -731,8 +713,10 @@ def _state_location(check: _Checker, cloud: Cloud | None, prefix: str) -> StateL
     return StateLocation(backend, provider) if len(check.problems) == problems else None
 
 
-def _sandbox_state(check: _Checker, cloud: Cloud | None, hosts_sandboxes: bool) -> StateLocation | None:
-    location = _state_location(check, cloud, "sandboxState")
+def _sandbox_state(
+    check: _Checker, cloud: Cloud | None, rules: CloudRules, hosts_sandboxes: bool
+) -> StateLocation | None:
+    location = _state_location(check, cloud, rules, "sandboxState")
     if location is not None and not hosts_sandboxes:
         check.fail(
             "sandboxStateBackend",

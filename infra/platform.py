@@ -11,7 +11,7 @@ from typing import Protocol
 
 import pulumi
 
-from infra.config import StackSettings
+from infra.config import Cloud, CloudRules, ConfigReader, StackSettings, load_settings, read_pulumi_config
 from infra.naming import expiry_label
 
 
@@ -33,6 +33,18 @@ class PlatformOutputs:
 
 class PlatformBuilder(Protocol):
     def __call__(self, settings: StackSettings) -> PlatformOutputs: ...
+
+
+def cloud_rules(cloud: Cloud) -> CloudRules:
+    """What `cloud` accepts of the stack config: `CONFIG_RULES` in its package's limits table (only the chosen
+    cloud's package is imported)."""
+    rules: CloudRules = importlib.import_module(f"infra.{cloud.value}.limits").CONFIG_RULES
+    return rules
+
+
+def load_stack_settings(read: ConfigReader = read_pulumi_config, stack: str | None = None) -> StackSettings:
+    """The stack's validated settings, checked against its cloud's rules (`infra.config.load_settings`)."""
+    return load_settings(cloud_rules, read, stack)
 
 
 def builder_for(settings: StackSettings) -> PlatformBuilder:

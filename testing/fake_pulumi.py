@@ -41,11 +41,12 @@ FALLBACK = "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"
 def platform_program(config: Mapping[str, str]) -> dict[str, Any]:
     """What infra/__main__.py exports that the scripts read, from the same config keys (a stand-in for the
     program: config is validated by infra.config, as the real program does before any resource)."""
-    from infra.config import ConfigError, load_settings
+    from infra.config import ConfigError
+    from infra.platform import load_stack_settings
 
     stack = config["__stack__"]
     try:
-        settings = load_settings(read=config.get, stack=stack)
+        settings = load_stack_settings(read=config.get, stack=stack)
     except ConfigError as error:
         raise PulumiError(f"up {stack} failed: {error}") from error
     outputs: dict[str, Any] = {

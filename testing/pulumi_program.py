@@ -111,6 +111,20 @@ def _random_outputs(args: MockResourceArgs) -> dict[str, Any]:
     return {}
 
 
+def set_mock_runtime(mocks: Mocks, project: str, stack: str, **options: Any) -> None:
+    """Point Pulumi's runtime at `mocks`, on an event loop it can use.
+
+    The mock runtime creates futures on the main thread's current event loop, and `asyncio.run()` (in any
+    earlier test of the session) ends by leaving the thread with none: give it a new one then.
+    """
+    policy = asyncio.get_event_loop_policy()
+    try:
+        policy.get_event_loop()
+    except RuntimeError:
+        policy.set_event_loop(policy.new_event_loop())
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, **options)
+
+
 def run_program(
     config: Mapping[str, str],
     stack: str,
@@ -119,14 +133,11 @@ def run_program(
     project: str = "mlops-stack",
 ) -> ProgramRun:
     """Run infra/__main__.py's steps for `stack` with `config` (full `ns:key` names) under mocks."""
-    from infra.config import load_settings
-    from infra.platform import builder_for, export_outputs
+    from infra.platform import builder_for, export_outputs, load_stack_settings
 
     run = ProgramRun()
     mocks = RecordingMocks(run, outputs_for, calls)
-    pulumi.runtime.set_mocks(
-        mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
-    )
+    set_mock_runtime(mocks, project, stack, preview=False, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(dict(config))
     exported: dict[str, Any] = {}
     original_export = pulumi.export
@@ -140,7 +151,7 @@ def run_program(
 
         @pulumi.runtime.test
         def program() -> pulumi.Output[Any]:
-            settings = load_settings(stack=stack)
+            settings = load_stack_settings(stack=stack)
             export_outputs(settings, builder_for(settings)(settings))
             names = list(exported)
             return pulumi.Output.all(*[_unwrap(exported[n], n, run) for n in names]).apply(

@@ -42,12 +42,12 @@ from pulumi_aws import iam as aws_iam
 from infra.aws import iam
 from infra.aws.account import Account
 from infra.aws.cluster import workload_role_path
+from infra.aws.limits import ECS_CPU_UNITS_PER_VCPU
 from infra.aws.secrets import store_secrets
 from infra.config import ContainerSettings, StackSettings
 from infra.naming import short_name
 from infra.workloads import ContainerEnvironment
 
-ECS_CPU_UNITS_PER_VCPU = 1024
 # The load balancer in front of every Express service closes idle connections after 60 s (ELB's default; we
 # do not change it). A target that closes a kept-alive connection first races the balancer's next request onto
 # it, which the caller sees as a 502, so AWS asks targets to idle longer than the balancer:

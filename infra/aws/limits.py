@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from infra.config import CloudRules
 from infra.limits import CombinationRule, NameRule, RangeRule, Rule
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -141,7 +142,7 @@ ECR_TAG = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 
 # Fargate task sizes that ECS Express Mode also takes: CPU units -> the memory sizes (MiB). Fargate: 0.25 vCPU
 # with 512, 1024 or 2048; 0.5 with 1-4 GiB; 1 with 2-8 GiB; 2 with 4-16 GiB; 4 with 8-30 GiB (1 GiB steps);
-# Express caps memory at 8192. infra.config's SIZE_RULES[aws] takes the same pairs (a test holds the two).
+# Express caps memory at 8192. Config takes exactly these pairs (CONFIG_RULES below).
 EXPRESS_TASK_SIZES: Mapping[int, frozenset[int]] = {
     256: frozenset({512, 1024, 2048}),
     512: frozenset(range(1024, 4097, 1024)),
@@ -469,4 +470,25 @@ RULES: tuple[Rule, ...] = (
     CombinationRule(PROVIDER, "defaultTags", _tags, "tag keys 1-128, values 0-256 characters", TAGS_DOC),
     CombinationRule(VPC, "tags", _tags, "tag keys 1-128, values 0-256 characters", TAGS_DOC),
     CombinationRule(SUBNET, "tags", _tags, "tag keys 1-128, values 0-256 characters", TAGS_DOC),
+)
+
+
+# Fargate's CPU unit: a task's cpu is given in 1/1024 vCPU.
+ECS_CPU_UNITS_PER_VCPU = 1024
+CONFIG_RULES = CloudRules(
+    container_sizes={units / ECS_CPU_UNITS_PER_VCPU: sizes for units, sizes in EXPRESS_TASK_SIZES.items()},
+    sizes_explained="Fargate takes 0.25 CPU with 512, 1024 or 2048 MiB, 0.5 with 1024-4096, 1 with 2048-8192 "
+    "(in 1024 MiB steps above 0.25), and ECS Express Mode caps memory at 8192 MiB: 2 CPU with 4096-8192, "
+    "4 CPU with 8192 (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html"
+    "#fargate-tasks-size)",
+    default_cpu=0.5,
+    default_memory_mib=1024,
+    default_tracking_memory_mib=1024,
+    region_keys=("aws:region",),
+    region_format=None,
+    state_schemes=("s3", "awskms"),
+    artifact_scheme="s3://",
+    # "serverless" (Aurora Serverless v2, scales to zero) or an RDS instance class such as db.t4g.micro.
+    database_tier=re.compile(r"^(serverless|db\.[a-z0-9]+\.[a-z0-9]+)$"),
+    default_database_tier="serverless",
 )

@@ -3,9 +3,9 @@
 Every name the program gives an Azure resource (length and characters), every number with a documented
 range and every combination Azure restricts, with the page that says so. `infra/tests/azure/test_limits.py`
 runs every example stack and stacks with the longest names config accepts against this table. The program
-reads its name lengths from here (`name_limit`), `infra.config` reads `CONSUMPTION_SIZES` to refuse container
-sizes before any resource is registered, and `mlops_stack/state_backends/azure.py` checks bootstrap's names
-against `STATE_RULES`.
+reads its name lengths from here (`name_limit`), config reads `CONFIG_RULES` (container sizes from
+`CONSUMPTION_SIZES`, schemes, tiers) to refuse values before any resource is registered, and
+`mlops_stack/state_backends/azure.py` checks bootstrap's names against `STATE_RULES`.
 
 Names: https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules (`NAMES_DOC`)
 unless a rule says otherwise. Azure compares names case-insensitively; the program only sends lowercase.
@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from infra.config import CloudRules
 from infra.limits import CombinationRule, NameRule, RangeRule, Rule
 
 NAMES_DOC = "https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules"
@@ -233,6 +234,17 @@ RULES: tuple[Rule, ...] = (
         re.compile(r"[A-Za-z0-9]+"),
         "letters and digits, globally unique",
         NAMES_DOC + "#microsoftcontainerregistry",
+        min_length=5,
+    ),
+    NameRule(
+        "azure-native:containerregistry:Task",
+        "taskName",
+        50,
+        re.compile(r"[a-zA-Z0-9_-]+"),
+        "letters, digits, '-' and '_'",
+        # The REST spec's TaskNameParameter (the naming-rules page does not list tasks).
+        "https://github.com/Azure/azure-rest-api-specs/blob/main/specification/containerregistry/"
+        "resource-manager/Microsoft.ContainerRegistry/stable/2019-04-01/containerregistry_build.json",
         min_length=5,
     ),
     NameRule(
@@ -472,3 +484,20 @@ def name_limit(resource_type: str) -> int:
         if isinstance(rule, NameRule) and rule.resource_type == resource_type:
             return rule.max_length
     raise KeyError(f"no name rule for {resource_type}")
+
+
+CONFIG_RULES = CloudRules(
+    container_sizes={cpu: frozenset({int(gib * 1024)}) for cpu, gib in CONSUMPTION_SIZES.items()},
+    sizes_explained="Container Apps (Consumption) takes 0.25 to 4 CPUs in 0.25 steps with exactly 2048 MiB "
+    "per CPU (https://learn.microsoft.com/azure/container-apps/containers#allocations)",
+    default_cpu=0.5,
+    default_memory_mib=1024,
+    default_tracking_memory_mib=1024,
+    region_keys=("azure-native:location",),
+    region_format=None,
+    state_schemes=("azblob", "azurekeyvault"),
+    artifact_scheme="wasbs://",
+    # Flexible Server SKU names: Standard_B1ms, Standard_D2ds_v5, ...
+    database_tier=re.compile(r"^Standard_[A-Za-z0-9_]+$"),
+    default_database_tier="Standard_B1ms",
+)

@@ -4,15 +4,16 @@ Every name we choose, every number with a documented range and every combination
 restricts, each with the page that says so. `infra/tests/gcp/test_limits.py` runs every committed GCP example
 stack, and dev/prod/sandbox with the longest names config accepts, against this table and checks that every
 rule found something to check. Config (`infra.config`) refuses the values these rules depend on before any
-resource exists: Cloud Run sizes (`CLOUD_RUN_MEMORY_MIB`), the project id and region formats; names we build
-are hashed down to their limits (`infra.naming.short_name`), which the longest-names test proves.
+resource exists, through `CONFIG_RULES` at the end: Cloud Run sizes (`CLOUD_RUN_MEMORY_MIB`), the region
+format, the state and artifact schemes, database tiers; names we build are hashed down to their limits
+(`infra.naming.short_name`), which the longest-names test proves.
 """
 
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from infra.config import CLOUD_RUN_MEMORY_DOC, CLOUD_RUN_MEMORY_MIB
+from infra.config import CloudRules, RegionFormat
 from infra.gcp.cloud_run import HTTP2_END_TO_END, STARTUP_PROBE_BUDGET_SECONDS
 from infra.limits import CombinationRule, NameRule, RangeRule, Rule
 
@@ -37,6 +38,26 @@ ACCOUNTS_DOC = "https://cloud.google.com/iam/docs/reference/rest/v1/projects.ser
 SQL_SETTINGS_DOC = "https://cloud.google.com/sql/docs/postgres/instance-settings"
 SQL_BACKUPS_DOC = "https://cloud.google.com/sql/docs/postgres/backup-recovery/backups"
 SQL_EDITIONS_DOC = "https://cloud.google.com/sql/docs/editions-intro"
+
+# Cloud Run services, by whole CPUs (fractions force concurrency 1 and the first-generation environment):
+# the memory each accepts, in MiB. https://cloud.google.com/run/docs/configuring/services/cpu ("4 vCPU: 2 to
+# 16 GiB, 6 vCPU: 4 to 24 GiB, 8 vCPU: 4 to 32 GiB", 1 and 2 vCPU up to 4 and 8 GiB) and
+# https://cloud.google.com/run/docs/configuring/services/memory-limits (at least 512 MiB in the second-
+# generation environment; more than 4/8/16/24 GiB needs 2/4/6/8 CPUs), in 128 MiB steps.
+CLOUD_RUN_MEMORY_MIB: Mapping[int, tuple[int, int]] = {
+    1: (512, 4096),
+    2: (512, 8192),
+    4: (2048, 16384),
+    6: (4096, 24576),
+    8: (4096, 32768),
+}
+CLOUD_RUN_MEMORY_STEP_MIB = 128
+CLOUD_RUN_MEMORY_DOC = "https://cloud.google.com/run/docs/configuring/services/cpu"
+# The tracking server stages every proxied artifact (uploads below MLflow's 500 MB multipart threshold,
+# downloads of any size) in its filesystem, which Cloud Run keeps in the instance's memory (memory-limits
+# page: "writing files to the filesystem" counts). 2 GiB: ~500 MiB for the server and a 600 MiB model in
+# flight with room to spare; raise trackingMemoryMiB for bigger models.
+CLOUD_RUN_TRACKING_MEMORY_MIB = 2048
 
 LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
@@ -372,4 +393,26 @@ RULES: tuple[Rule, ...] = (
         "transaction log days within the edition's maximum",
         SQL_BACKUPS_DOC,
     ),
+)
+
+
+CONFIG_RULES = CloudRules(
+    container_sizes={
+        float(cpu): frozenset(range(low, high + 1, CLOUD_RUN_MEMORY_STEP_MIB))
+        for cpu, (low, high) in CLOUD_RUN_MEMORY_MIB.items()
+    },
+    sizes_explained="Cloud Run takes "
+    + ", ".join(f"{cpu} CPU with {low}-{high} MiB" for cpu, (low, high) in CLOUD_RUN_MEMORY_MIB.items())
+    + f", in {CLOUD_RUN_MEMORY_STEP_MIB} MiB steps ({CLOUD_RUN_MEMORY_DOC})",
+    default_cpu=1,
+    default_memory_mib=1024,
+    default_tracking_memory_mib=CLOUD_RUN_TRACKING_MEMORY_MIB,
+    region_keys=("gcp:project", "gcp:region"),
+    # europe-west1, us-central1, northamerica-northeast2 (https://cloud.google.com/about/locations)
+    region_format=RegionFormat(re.compile(r"^[a-z]+-[a-z]+[0-9]+$"), "Google Cloud", "europe-west1"),
+    state_schemes=("gs", "gcpkms"),
+    artifact_scheme="gs://",
+    # Shared-core, custom and Enterprise Plus tiers (https://cloud.google.com/sql/docs/postgres/instance-settings)
+    database_tier=re.compile(r"^db-(f1-micro|g1-small|custom-\d+-\d+|perf-optimized-N-\d+)$"),
+    default_database_tier="db-f1-micro",
 )

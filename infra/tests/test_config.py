@@ -7,15 +7,15 @@ import pytest
 import yaml
 
 from infra.config import (
-    ENVIRONMENT_DEFAULTS,
+    KEYS,
     PROJECT_KEYS,
     STATIC_DEFAULTS,
     ApiAuth,
     Cloud,
     ConfigError,
     Environment,
-    load_settings,
 )
+from infra.platform import load_stack_settings
 from infra.tests.paths import REPOSITORY_ROOT
 
 GOOD = {
@@ -28,7 +28,7 @@ GOOD = {
 
 
 def settings_from(values: Mapping[str, str], stack: str = "gcp-dev"):
-    return load_settings(read=values.get, stack=stack)
+    return load_stack_settings(read=values.get, stack=stack)
 
 
 def problems_of(values: Mapping[str, str], stack: str = "gcp-dev") -> list[str]:
@@ -46,7 +46,7 @@ def test_a_minimal_dev_stack_gets_the_dev_defaults():
     assert settings.protect is False
     assert settings.api.min_instances == 0  # scale to zero
     assert settings.tracking.min_instances == 0
-    assert settings.api.max_instances == ENVIRONMENT_DEFAULTS[Environment.DEV].api_max_instances
+    assert settings.api.max_instances == int(KEYS["apiMaxInstances"].default_for(Environment.DEV) or 0) == 2
     assert settings.api_auth is ApiAuth.API_KEY
     assert settings.github_environment == "dev"
     assert settings.model is None

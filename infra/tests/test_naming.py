@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime
 
-from infra.config import load_settings
 from infra.naming import labels, short_name
+from infra.platform import load_stack_settings
 
 SANDBOX = {
     "mlops-stack:cloud": "azure",
@@ -34,7 +34,7 @@ def test_alphanumeric_names_drop_separators():
 
 
 def test_sandbox_labels_carry_a_parseable_utc_expiry():
-    settings = load_settings(read=SANDBOX.get, stack="azure-sandbox-pr7")
+    settings = load_stack_settings(read=SANDBOX.get, stack="azure-sandbox-pr7")
     result = labels(settings)
     assert result["environment"] == "sandbox"
     assert result["stack"] == "azure-sandbox-pr7"

@@ -6,14 +6,12 @@ import pulumi
 import pytest
 
 from infra.tests.paths import REPOSITORY_ROOT
-from testing.pulumi_program import ProgramRun, RecordingMocks
+from testing.pulumi_program import ProgramRun, RecordingMocks, set_mock_runtime
 
 
 def test_bad_config_fails_with_every_problem_before_any_resource():
     run = ProgramRun()
-    pulumi.runtime.set_mocks(
-        RecordingMocks(run, lambda _: {}, lambda _: {}), project="mlops-stack", stack="gcp-dev"
-    )
+    set_mock_runtime(RecordingMocks(run, lambda _: {}, lambda _: {}), project="mlops-stack", stack="gcp-dev")
     pulumi.runtime.set_all_config({"mlops-stack:cloud": "gcp", "mlops-stack:environment": "qa"})
     try:
         with pytest.raises(pulumi.RunError) as raised:

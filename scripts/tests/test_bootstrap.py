@@ -327,12 +327,12 @@ def test_aws_state_made_before_environments_is_tagged_and_closed_on_the_next_run
 
 
 def test_aws_bootstrap_tags_with_the_environment_tag_the_stacks_use() -> None:
-    from infra.config import load_settings
     from infra.naming import labels
+    from infra.platform import load_stack_settings
 
     config = {"mlops-stack:cloud": "aws", "mlops-stack:environment": "prod", "aws:region": REGION,
               "mlops-stack:githubRepository": "acme-ml/mlops-stack"}  # fmt: skip
-    assert labels(load_settings(config.get, stack="aws-prod"))[ENVIRONMENT_TAG] == "prod"
+    assert labels(load_stack_settings(config.get, stack="aws-prod"))[ENVIRONMENT_TAG] == "prod"
 
 
 @pytest.mark.parametrize(
@@ -766,7 +766,7 @@ def test_the_fake_arm_catches_a_body_in_the_sdk_s_python_names(blobs: BlobServic
 def test_azure_state_group_bootstrap_makes_by_default_is_the_one_stacks_grant_ci_access_in() -> None:
     """The stacks build the state container's and key's resource ids from `mlops-stack:stateResourceGroup`
     (default below); bootstrap's `--resource-group` default must be that group, or CI is granted nothing."""
-    from infra.config import load_settings
+    from infra.platform import load_stack_settings
 
     args = bootstrap._parser().parse_args(["--cloud", "azure"])
     config = {
@@ -775,7 +775,7 @@ def test_azure_state_group_bootstrap_makes_by_default_is_the_one_stacks_grant_ci
         "mlops-stack:githubRepository": "acme-ml/mlops-stack",
         "azure-native:location": "westeurope",
     }
-    settings = load_settings(read=config.get, stack="azure-dev")
+    settings = load_stack_settings(read=config.get, stack="azure-dev")
     assert args.resource_group == settings.state_resource_group == "mlops-stack-state"
 
 

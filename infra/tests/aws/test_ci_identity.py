@@ -19,8 +19,9 @@ from infra.aws.ci_identity import (
     PREVIEW_SESSION_SECONDS,
 )
 from infra.aws.fence import ENVIRONMENT_TAG, EXPRESS_INFRASTRUCTURE_STATEMENTS
-from infra.config import ConfigError, load_settings
+from infra.config import ConfigError
 from infra.naming import labels
+from infra.platform import load_stack_settings
 from infra.tests.aws.conftest import ACCOUNT_ID, REGION, REPOSITORY, config_for, with_model
 from infra.tests.aws.iam_requests import (
     KEY_IDS,
@@ -746,7 +747,7 @@ def test_the_dev_deploy_identity_keeps_off_resources_tagged_with_another_environ
 def test_the_environment_tag_is_the_one_every_resource_and_bootstrap_carry() -> None:
     from mlops_stack.state_backends.aws import ENVIRONMENT_TAG as BOOTSTRAP_TAG
 
-    settings = load_settings(lambda key: dev_config().get(key), stack="aws-dev")
+    settings = load_stack_settings(lambda key: dev_config().get(key), stack="aws-dev")
     assert ENVIRONMENT_TAG in labels(settings)
     assert labels(settings)[ENVIRONMENT_TAG] == "dev"
     assert BOOTSTRAP_TAG == ENVIRONMENT_TAG
@@ -794,7 +795,7 @@ def test_allowed_account_ids_pin_the_provider_to_the_stacks_account() -> None:
 def test_allowed_account_ids_must_be_quoted_12_digit_ids(value: str) -> None:
     config = config_for("prod", **{"aws:allowedAccountIds": value})
     with pytest.raises(ConfigError, match=re.escape("aws:allowedAccountIds: ")):
-        load_settings(lambda key: config.get(key), stack="aws-prod")
+        load_stack_settings(lambda key: config.get(key), stack="aws-prod")
 
 
 @pytest.mark.parametrize(

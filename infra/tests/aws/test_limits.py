@@ -20,8 +20,9 @@ from infra.aws.limits import (
     RULES,
     physical_inputs,
 )
-from infra.config import SANDBOX_STACK, ConfigError, load_settings
+from infra.config import SANDBOX_STACK, ConfigError
 from infra.limits import applied_rules, violations
+from infra.platform import load_stack_settings
 from infra.tests.aws.conftest import MODEL_SOURCE, calls, config_for, outputs_for, with_model
 from testing.pulumi_program import ProgramRun, example_stack_config, run_program
 
@@ -105,7 +106,7 @@ def test_config_accepts_exactly_the_sizes_express_accepts() -> None:
         for memory in range(512, 30721, 512):
             config = config_for("dev", apiCpu=f"{cpu:g}", apiMemoryMiB=str(memory))
             try:
-                load_settings(config.get, stack="aws-dev")
+                load_stack_settings(config.get, stack="aws-dev")
             except ConfigError:
                 continue
             accepted_by_config.add((int(cpu * 1024), memory))
@@ -116,7 +117,7 @@ def test_config_accepts_exactly_the_sizes_express_accepts() -> None:
 def test_config_refuses_memory_express_refuses_before_any_resource() -> None:
     config = config_for("dev", apiCpu="2", apiMemoryMiB="16384", trackingCpu="4", trackingMemoryMiB="30720")
     with pytest.raises(ConfigError) as error:
-        load_settings(config.get, stack="aws-dev")
+        load_stack_settings(config.get, stack="aws-dev")
     assert "apiMemoryMiB: 16384 MiB does not fit 2 CPU" in str(error.value)
     assert "trackingMemoryMiB: 30720 MiB does not fit 4 CPU" in str(error.value)
     assert "Express Mode caps memory at 8192 MiB" in str(error.value)

@@ -2,7 +2,7 @@
 
 import re
 
-from infra.config import ENVIRONMENT_DEFAULTS, Environment
+from infra.config import KEYS, Environment
 from infra.tests.azure.conftest import (
     DEFAULT_DOMAIN,
     MODEL_SOURCE,
@@ -46,17 +46,20 @@ def test_secrets_reach_the_containers_only_as_secret_references(azure_run: Azure
 
 def test_scale_to_zero_by_default_and_sizes_from_settings(azure_run: AzureRun) -> None:
     environment = Environment(azure_run.run.outputs["environment"])
-    defaults = ENVIRONMENT_DEFAULTS[environment]
+
+    def default(key: str) -> int:
+        return int(KEYS[key].default_for(environment) or 0)
+
     for component, minimum in (
-        ("tracking", defaults.tracking_min_instances),
-        ("api", defaults.api_min_instances),
+        ("tracking", default("trackingMinInstances")),
+        ("api", default("apiMinInstances")),
     ):
         template = container_app(azure_run, component)["template"]
         assert template["scale"]["minReplicas"] == minimum
         assert template["containers"][0]["resources"] == {"cpu": 0.5, "memory": "1Gi"}
-    assert container_app(azure_run, "api")["template"]["scale"]["maxReplicas"] == defaults.api_max_instances
+    assert container_app(azure_run, "api")["template"]["scale"]["maxReplicas"] == default("apiMaxInstances")
     if environment is not Environment.PROD:
-        assert defaults.tracking_min_instances == defaults.api_min_instances == 0
+        assert default("trackingMinInstances") == default("apiMinInstances") == 0
 
 
 def test_probes_use_each_servers_health_endpoints(azure_run: AzureRun) -> None:

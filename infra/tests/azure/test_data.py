@@ -2,7 +2,7 @@
 
 import re
 
-from infra.config import ENVIRONMENT_DEFAULTS, Environment
+from infra.config import ENVIRONMENT_POLICY, KEYS, Environment
 from infra.naming import short_name
 from infra.tests.azure.conftest import (
     STACKS,
@@ -45,7 +45,7 @@ def test_versioning_and_soft_delete_except_in_sandboxes(azure_run: AzureRun) -> 
         assert services == []
         return
     (service,) = services
-    days = ENVIRONMENT_DEFAULTS[environment].backup_retention_days
+    days = int(KEYS["backupRetentionDays"].default_for(environment) or 0)
     assert service.inputs["isVersioningEnabled"] is True
     assert service.inputs["deleteRetentionPolicy"] == {"enabled": True, "days": days}
     assert service.inputs["containerDeleteRetentionPolicy"] == {"enabled": True, "days": days}
@@ -97,7 +97,7 @@ def test_database_size_and_backups_follow_settings(azure_run: AzureRun) -> None:
     server = azure_run.run.one("azure-native:dbforpostgresql:Server").inputs
     assert server["sku"] == {"name": "Standard_B1ms", "tier": "Burstable"}
     # Azure keeps 7 to 35 days; sandboxes ask for 1 and get the minimum.
-    expected_days = max(7, ENVIRONMENT_DEFAULTS[environment].backup_retention_days)
+    expected_days = max(7, int(KEYS["backupRetentionDays"].default_for(environment) or 0))
     assert server["backup"] == {"backupRetentionDays": expected_days, "geoRedundantBackup": "Disabled"}
     assert server["authConfig"]["passwordAuth"] == "Enabled"
     database = azure_run.run.one("azure-native:dbforpostgresql:Database").inputs
@@ -121,10 +121,10 @@ def test_log_retention_follows_the_environment_within_what_log_analytics_takes(a
     ingestion price already includes; prod keeps its 90. The shared table, which other clouds read, is
     left as it is."""
     workspace = azure_run.run.one("azure-native:operationalinsights:Workspace").inputs
-    wanted = ENVIRONMENT_DEFAULTS[environment_of(azure_run)].log_retention_days
+    wanted = ENVIRONMENT_POLICY[environment_of(azure_run)].log_retention_days
     assert workspace["retentionInDays"] == max(30, wanted)
     assert workspace["sku"] == {"name": "PerGB2018"}
-    assert {e: d.log_retention_days for e, d in ENVIRONMENT_DEFAULTS.items()} == {
+    assert {e: p.log_retention_days for e, p in ENVIRONMENT_POLICY.items()} == {
         Environment.DEV: 14,
         Environment.STAGING: 30,
         Environment.PROD: 90,

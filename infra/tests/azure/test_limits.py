@@ -8,8 +8,9 @@ import pytest
 from pulumi.runtime import rpc
 
 from infra.azure.limits import CONSUMPTION_SIZES, RULES
-from infra.config import SANDBOX_STACK, SIZE_RULES, Cloud
+from infra.config import SANDBOX_STACK, ConfigError
 from infra.limits import applied_rules, violations
+from infra.platform import load_stack_settings
 from infra.tests.azure.conftest import (
     LOCATION,
     MODEL_SOURCE,
@@ -133,11 +134,19 @@ def test_every_azure_resource_the_program_names_has_a_name_rule(runs: dict[str, 
     assert named - {rule.resource_type for rule in RULES} == set()
 
 
-def test_config_offers_exactly_the_consumption_sizes() -> None:
-    rules = SIZE_RULES[Cloud.AZURE]
-    assert set(rules.cpus) == set(CONSUMPTION_SIZES)
+def test_config_takes_every_consumption_size_and_refuses_any_other_pairing() -> None:
+    def settings(cpu: float, memory_mib: int) -> object:
+        config = {**example_stack_config("azure-dev"), "mlops-stack:apiCpu": f"{cpu:g}"}
+        return load_stack_settings(
+            read={**config, "mlops-stack:apiMemoryMiB": str(memory_mib)}.get, stack="azure-dev"
+        )
+
     for cpu, gib in CONSUMPTION_SIZES.items():
-        assert rules.memory_mib(cpu) == (int(gib * 1024), int(gib * 1024), 1)
+        settings(cpu, int(gib * 1024))
+    with pytest.raises(ConfigError, match="apiMemoryMiB: 1024 MiB does not fit 1 CPU"):
+        settings(1, 1024)
+    with pytest.raises(ConfigError, match=r"apiCpu: 0\.3 CPUs is not a size"):
+        settings(0.3, 614)
 
 
 def test_a_violation_names_the_resource_the_rule_and_the_doc(runs: dict[str, AzureRun]) -> None:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from infra.config import Cloud, Environment, load_settings
+from infra.config import Cloud, Environment
+from infra.platform import load_stack_settings
 from testing.pulumi_program import example_stack_config
 
 
@@ -10,7 +11,7 @@ from testing.pulumi_program import example_stack_config
 def test_example_stack_loads(environment: str) -> None:
     stack = f"azure-{environment}"
     config = example_stack_config(stack)
-    settings = load_settings(
+    settings = load_stack_settings(
         read=lambda key: None if config.get(key) is None else str(config[key]), stack=stack
     )
     assert settings.cloud is Cloud.AZURE

@@ -4,7 +4,9 @@ import pulumi
 import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
-from infra.config import CLOUD_RUN_TRACKING_MEMORY_MIB, ConfigError, load_settings
+from infra.config import ConfigError
+from infra.gcp.limits import CLOUD_RUN_TRACKING_MEMORY_MIB
+from infra.platform import load_stack_settings
 from infra.tests.gcp.conftest import config_for
 from testing.pulumi_program import run_program
 
@@ -73,12 +75,12 @@ def test_bad_cloud_run_sizes_say_what_cloud_run_accepts(overrides: dict[str, str
     ],
 )
 def test_every_cloud_run_size_at_its_bounds_is_accepted(cpu: str, memory: str) -> None:
-    settings = load_settings(config_for("dev", apiCpu=cpu, apiMemoryMiB=memory).get, stack="gcp-dev")
+    settings = load_stack_settings(config_for("dev", apiCpu=cpu, apiMemoryMiB=memory).get, stack="gcp-dev")
     assert (settings.api.cpu, settings.api.memory_mib) == (float(cpu), int(memory))
 
 
 def test_the_tracking_server_gets_room_for_artifacts_in_flight_by_default() -> None:
-    settings = load_settings(config_for("dev").get, stack="gcp-dev")
+    settings = load_stack_settings(config_for("dev").get, stack="gcp-dev")
     assert settings.tracking.memory_mib == CLOUD_RUN_TRACKING_MEMORY_MIB == 2048
     assert settings.api.memory_mib == 1024
 
