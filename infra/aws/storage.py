@@ -17,9 +17,6 @@ from infra.config import StackSettings
 from infra.naming import short_name
 from infra.workloads import ARTIFACT_PREFIX
 
-NONCURRENT_VERSION_DAYS = 30
-SANDBOX_NONCURRENT_VERSION_DAYS = 1
-
 
 @dataclass(frozen=True, kw_only=True)
 class ArtifactStoreArgs:
@@ -94,7 +91,6 @@ class ArtifactStore(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        noncurrent_days = SANDBOX_NONCURRENT_VERSION_DAYS if settings.is_sandbox else NONCURRENT_VERSION_DAYS
         s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket.id,
@@ -103,9 +99,11 @@ class ArtifactStore(pulumi.ComponentResource):
                     id="expire-old-versions",
                     status="Enabled",
                     filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    # Overwritten or deleted artifacts stay recoverable as long as database backups are kept,
+                    # so restoring the tracking database to any backup still finds that point's artifacts.
                     noncurrent_version_expiration=(
                         s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                            noncurrent_days=noncurrent_days
+                            noncurrent_days=settings.backup_retention_days
                         )
                     ),
                     abort_incomplete_multipart_upload=(

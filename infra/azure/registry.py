@@ -9,10 +9,13 @@ output; the deploying identity needs push rights on the registry (Contributor on
 includes them).
 
 Retention: only the Premium SKU has a retention policy (for untagged manifests), and it does not count
-images; the Basic SKU used here has none, so `registryKeepImages` is not enforced on Azure yet (an ACR
-Task running `acr purge --keep N` on a timer would do it, on any SKU).
+images. So, as on the other clouds, `registryKeepImages` is kept by the registry itself: a daily ACR Task
+runs `acr purge`, which keeps the newest N tags of every repository and deletes the rest and the untagged
+manifests (https://learn.microsoft.com/azure/container-registry/container-registry-auto-purge). A task run
+authenticates to its own registry, so it needs no identity; it bills per second of run (cents a month).
 """
 
+import base64
 import json
 import urllib.parse
 import urllib.request
@@ -33,6 +36,8 @@ TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000"  # noqa: S105 - a fixed 
 NAME_PREFIX_LENGTH = 24
 RANDOM_SUFFIX_LENGTH = 6
 EXCHANGE_TIMEOUT_SECONDS = 30
+PURGE_SCHEDULE = "0 3 * * *"  # daily, 03:00 UTC (ACR timer triggers take a five-field cron in UTC)
+PURGE_TIMEOUT_SECONDS = 3600  # the longest one purge may run before ACR stops it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +70,24 @@ class ContainerRegistry(pulumi.ComponentResource):
             anonymous_pull_enabled=False,
             opts=child,
         )
+        containerregistry.Task(
+            f"{name}-purge",
+            task_name="purge-old-images",
+            registry_name=registry.name,
+            resource_group_name=args.resource_group_name,
+            location=registry.location,
+            platform=containerregistry.PlatformPropertiesArgs(os=containerregistry.OS.LINUX),
+            step=containerregistry.EncodedTaskStepArgs(
+                type="EncodedTask",
+                encoded_task_content=purge_task_content(args.settings.registry_keep_images),
+            ),
+            trigger=containerregistry.TriggerPropertiesArgs(
+                timer_triggers=[containerregistry.TimerTriggerArgs(name="daily", schedule=PURGE_SCHEDULE)]
+            ),
+            status=containerregistry.TaskStatus.ENABLED,
+            timeout=PURGE_TIMEOUT_SECONDS,
+            opts=child,
+        )
         self.id = registry.id
         self.login_server = registry.login_server
         self.register_outputs({"id": registry.id, "login_server": registry.login_server})
@@ -82,6 +105,24 @@ class ContainerRegistry(pulumi.ComponentResource):
             username=TOKEN_USERNAME,
             password=pulumi.Output.secret(refresh_token),
         )
+
+
+def purge_task_content(keep: int) -> str:
+    """The ACR Task file (base64, as the API takes it) that `az acr task create --cmd` would write.
+
+    `acr` is the Tasks alias of mcr.microsoft.com/acr/acr-cli; `--filter '.*:.*'` is every tag of every
+    repository, `--ago 0d` makes age no reason to keep a tag, `--keep` spares the newest N per repository, and
+    `--untagged` also deletes the manifests no tag points to any more (what frees the storage).
+    """
+    command = f"acr purge --filter '.*:.*' --ago 0d --keep {keep} --untagged"
+    task = {
+        "version": "v1.1.0",
+        "steps": [
+            {"cmd": command, "disableWorkingDirectoryOverride": True, "timeout": PURGE_TIMEOUT_SECONDS}
+        ],
+    }
+    # JSON is YAML, and needs no quoting rules of its own for the command's quotes.
+    return base64.b64encode(json.dumps(task).encode()).decode()
 
 
 def exchange_for_acr_refresh_token(login_server: str, tenant_id: str, aad_access_token: str) -> str:

@@ -10,10 +10,6 @@ from infra.config import StackSettings
 from infra.images import RegistryLogin
 from infra.naming import short_name
 
-# Untagged images (replaced by a newer push of the same tag) older than this are deleted, unless they are
-# among the most recent `registry_keep_images` versions, which a KEEP policy always spares.
-UNTAGGED_MAX_AGE_SECONDS = 7 * 24 * 3600
-
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerRegistryArgs:
@@ -49,12 +45,13 @@ class ContainerRegistry(pulumi.ComponentResource):
                         keep_count=settings.registry_keep_images
                     ),
                 ),
+                # KEEP wins over DELETE, so this deletes every version but the newest N of each image,
+                # tagged or not: the same rule as the ECR lifecycle policy and the ACR purge task.
+                # https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy
                 artifactregistry.RepositoryCleanupPolicyArgs(
-                    id="delete-old-untagged",
+                    id="delete-the-rest",
                     action="DELETE",
-                    condition=artifactregistry.RepositoryCleanupPolicyConditionArgs(
-                        tag_state="UNTAGGED", older_than=f"{UNTAGGED_MAX_AGE_SECONDS}s"
-                    ),
+                    condition=artifactregistry.RepositoryCleanupPolicyConditionArgs(tag_state="ANY"),
                 ),
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),

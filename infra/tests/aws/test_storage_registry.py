@@ -58,7 +58,7 @@ def test_lifecycle_expires_noncurrent_versions(environment: str) -> None:
     (rule,) = run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
     assert rule["status"] == "Enabled"
     days = rule["noncurrentVersionExpiration"]["noncurrentDays"]
-    assert days == (1 if environment == "sandbox" else 30)
+    assert days == {"dev": 7, "prod": 14, "sandbox": 1}[environment]  # backupRetentionDays' defaults
     assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
 
 

@@ -102,15 +102,15 @@ def test_database_is_reachable_only_through_connectors(stack_run: ProgramRun) ->
     )
 
 
-def test_registry_keeps_recent_images_and_deletes_old_untagged(stack_run: ProgramRun) -> None:
+def test_registry_keeps_recent_images_and_deletes_the_rest(stack_run: ProgramRun) -> None:
     repository = stack_run.one("gcp:artifactregistry/repository:Repository").inputs
     assert repository["format"] == "DOCKER"
     assert repository["cleanupPolicyDryRun"] is False
     policies = {policy["id"]: policy for policy in repository["cleanupPolicies"]}
     assert policies["keep-most-recent"]["action"] == "KEEP"
     assert policies["keep-most-recent"]["mostRecentVersions"]["keepCount"] == 10
-    assert policies["delete-old-untagged"]["action"] == "DELETE"
-    assert policies["delete-old-untagged"]["condition"]["tagState"] == "UNTAGGED"
+    assert policies["delete-the-rest"]["action"] == "DELETE"
+    assert policies["delete-the-rest"]["condition"] == {"tagState": "ANY"}
     assert stack_run.outputs["registry"] == f"{REGION}-docker.pkg.dev/{PROJECT}/{repository['repositoryId']}"
 
 
