@@ -34,6 +34,9 @@ class Registered:
     outputs: dict[str, Any] = field(default_factory=dict)
     urn: str = ""
     dependencies: list[str] = field(default_factory=list)
+    # The parents this resource was once registered under (`Alias(parent=...)`), by URN: Pulumi moves the
+    # resource found at such a URN here instead of replacing it.
+    alias_parents: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +89,8 @@ class RecordingMocks(Mocks):
 
 
 class RecordingMonitor(MockMonitor):
-    """The mock monitor, also recording each resource's URN and dependencies (which `Mocks` never sees)."""
+    """The mock monitor, also recording each resource's URN, dependencies and aliases (which `Mocks` never
+    sees)."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
@@ -101,6 +105,9 @@ class RecordingMonitor(MockMonitor):
             ]
             registered.urn = response.urn
             registered.dependencies = list(request.dependencies)
+            registered.alias_parents = [
+                alias.spec.parentUrn for alias in request.aliases if alias.HasField("spec")
+            ]
         return response
 
 

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pulumi
-import pulumi_gcp.cloudrunv2 as cloudrunv2
 
 from infra.config import ApiAuth, ModelPin, StackSettings
 from infra.gcp import cloud_run
@@ -75,35 +74,29 @@ class ModelApi(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        service_name = cloud_run.service_name(settings, "api")
-        service = cloudrunv2.Service(
-            f"{name}-service",
-            name=service_name,
-            project=settings.gcp_project,
-            location=settings.region,
-            ingress="INGRESS_TRAFFIC_ALL",
-            deletion_protection=False,  # stateless: the model it serves stays in the bucket
-            template=cloudrunv2.ServiceTemplateArgs(
-                service_account=identity.account.email,
-                scaling=cloud_run.scaling(settings.api),
-                containers=[
-                    cloudrunv2.ServiceTemplateContainerArgs(
-                        image=args.image,
-                        ports=cloudrunv2.ServiceTemplateContainerPortsArgs(container_port=API_PORT),
-                        resources=cloud_run.resources(settings.api),
-                        envs=cloud_run.plain_env(environment.plain) + secrets.env,
-                        # No traffic until the model is loaded; restarted if the process stops answering.
-                        **cloud_run.http_probes(
-                            API_READINESS_PATH,
-                            API_LIVENESS_PATH,
-                            STARTUP_PROBE_PERIOD_SECONDS,
-                            STARTUP_PROBE_FAILURES,
-                        ),
-                    )
-                ],
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
+        service = cloud_run.CloudRunService(
+            name,
+            cloud_run.CloudRunServiceArgs(
+                settings=settings,
+                purpose="api",
+                image=args.image,
+                container=settings.api,
+                port=API_PORT,
+                port_name=None,
+                # No traffic until the model is loaded; restarted if the process stops answering.
+                probes=cloud_run.http_probes(
+                    API_READINESS_PATH,
+                    API_LIVENESS_PATH,
+                    STARTUP_PROBE_PERIOD_SECONDS,
+                    STARTUP_PROBE_FAILURES,
+                ),
+                plain_env=environment.plain,
+                secret_env=secrets.env,
+                service_account_email=identity.account.email,
+                project_number=args.project_number,
+                # API key: anyone may call and the service rejects requests without the stack's key.
+                # IAM: no invoker binding at all; grant roles/run.invoker to the callers that need it.
+                public=settings.api_auth is ApiAuth.API_KEY,
                 depends_on=[
                     *args.apis.needed_by([Api.RUN]),
                     bucket_access,
@@ -111,12 +104,7 @@ class ModelApi(pulumi.ComponentResource):
                     *secrets.access,
                 ],
             ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        if settings.api_auth is ApiAuth.API_KEY:
-            # Anyone may call; the service rejects requests without the stack's API key.
-            cloud_run.allow_public_invocation(name, service, self)
-        # ApiAuth.IAM: no invoker binding at all; grant roles/run.invoker to the callers that need it.
-        self.url = pulumi.Output.concat(
-            "https://", cloud_run.service_host(service_name, args.project_number, settings.region)
-        )
+        self.url = service.url
         self.register_outputs({"url": self.url})

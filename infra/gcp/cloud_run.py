@@ -1,6 +1,8 @@
-"""What both Cloud Run services share: their URL, size, plain environment and public invoker."""
+"""The Cloud Run service both workloads run as (`CloudRunService`, the counterpart of AWS's ExpressService
+and Azure's ServiceApp), and what it is built from: its deterministic URL, size, probes and public invoker."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp.cloudrunv2 as cloudrunv2
@@ -42,40 +44,122 @@ def legacy_host_pattern(name: str) -> str:
     return f"{name}-*.a.run.app"
 
 
-def resources(container: ContainerSettings) -> cloudrunv2.ServiceTemplateContainerResourcesArgs:
-    return cloudrunv2.ServiceTemplateContainerResourcesArgs(
-        limits={"cpu": f"{container.cpu:g}", "memory": f"{container.memory_mib}Mi"},
-        # CPU only while serving requests (request-based billing): an idle instance costs memory only.
-        cpu_idle=True,
-        startup_cpu_boost=True,
-    )
+@dataclass(frozen=True, kw_only=True)
+class CloudSqlMount:
+    """Cloud Run's connection to Cloud SQL instances, mounted as a directory of unix sockets."""
+
+    instance: pulumi.Input[str]  # the instance's connection name, project:region:instance
+    path: str
 
 
-def scaling(container: ContainerSettings) -> cloudrunv2.ServiceTemplateScalingArgs:
-    return cloudrunv2.ServiceTemplateScalingArgs(
-        min_instance_count=container.min_instances, max_instance_count=container.max_instances
-    )
+@dataclass(frozen=True, kw_only=True)
+class CloudRunServiceArgs:
+    settings: StackSettings
+    purpose: str  # "tracking" or "api": the service's name (service_name)
+    image: pulumi.Input[str]  # by digest
+    container: ContainerSettings
+    port: int
+    # HTTP2_END_TO_END for a service that speaks HTTP/2 (h2c); None for HTTP/1.
+    port_name: str | None
+    probes: Mapping[str, object]  # http_probes(...) or tcp_startup_probe(...)
+    plain_env: Mapping[str, pulumi.Input[str]]
+    secret_env: Sequence[cloudrunv2.ServiceTemplateContainerEnvArgs]  # ContainerSecrets.env
+    service_account_email: pulumi.Input[str]
+    project_number: pulumi.Input[str]
+    public: bool  # anyone may invoke it (the application authenticates), or only IAM-granted callers
+    request_timeout: str | None = None  # Cloud Run's default (300 s) when None
+    cloud_sql: CloudSqlMount | None = None
+    # Cloud Run checks the service account's access when it deploys a revision: grants first.
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
-def plain_env(values: Mapping[str, pulumi.Input[str]]) -> list[cloudrunv2.ServiceTemplateContainerEnvArgs]:
-    return [
-        cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value) for key, value in values.items()
-    ]
+class CloudRunService(pulumi.ComponentResource):
+    """A public-ingress Cloud Run service with its deterministic URL, sized and scaled from settings."""
 
+    host: pulumi.Output[str]
+    url: pulumi.Output[str]
 
-def allow_public_invocation(
-    name: str, service: cloudrunv2.Service, parent: pulumi.Resource
-) -> cloudrunv2.ServiceIamMember:
-    """Anyone may reach the service; the application authenticates (MLflow basic auth, the API key)."""
-    return cloudrunv2.ServiceIamMember(
-        f"{name}-public-invoker",
-        name=service.name,
-        location=service.location,
-        project=service.project,
-        role=INVOKER,
-        member="allUsers",
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    def __init__(
+        self, name: str, args: CloudRunServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops-stack:gcp:CloudRunService", name, None, opts)
+        settings = args.settings
+        # These resources were once children of the workload's component itself: the alias keeps stacks
+        # created then from replacing their services.
+        moved = [pulumi.Alias(parent=opts.parent)] if opts is not None and opts.parent is not None else []
+        service_id = service_name(settings, args.purpose)
+        volumes, mounts = [], []
+        if args.cloud_sql is not None:
+            volumes.append(
+                cloudrunv2.ServiceTemplateVolumeArgs(
+                    name="cloudsql",
+                    cloud_sql_instance=cloudrunv2.ServiceTemplateVolumeCloudSqlInstanceArgs(
+                        instances=[args.cloud_sql.instance]
+                    ),
+                )
+            )
+            mounts.append(
+                cloudrunv2.ServiceTemplateContainerVolumeMountArgs(
+                    name="cloudsql", mount_path=args.cloud_sql.path
+                )
+            )
+        service = cloudrunv2.Service(
+            f"{name}-service",
+            name=service_id,
+            project=settings.gcp_project,
+            location=settings.region,
+            ingress="INGRESS_TRAFFIC_ALL",
+            # A service holds no data: the stack's data lives in the protected bucket and database.
+            deletion_protection=False,
+            template=cloudrunv2.ServiceTemplateArgs(
+                service_account=args.service_account_email,
+                scaling=cloudrunv2.ServiceTemplateScalingArgs(
+                    min_instance_count=args.container.min_instances,
+                    max_instance_count=args.container.max_instances,
+                ),
+                timeout=args.request_timeout,
+                volumes=volumes or None,
+                containers=[
+                    cloudrunv2.ServiceTemplateContainerArgs(
+                        image=args.image,
+                        ports=cloudrunv2.ServiceTemplateContainerPortsArgs(
+                            name=args.port_name, container_port=args.port
+                        ),
+                        resources=cloudrunv2.ServiceTemplateContainerResourcesArgs(
+                            limits={
+                                "cpu": f"{args.container.cpu:g}",
+                                "memory": f"{args.container.memory_mib}Mi",
+                            },
+                            # CPU only while serving requests (request-based billing): an idle instance
+                            # costs memory only.
+                            cpu_idle=True,
+                            startup_cpu_boost=True,
+                        ),
+                        envs=[
+                            cloudrunv2.ServiceTemplateContainerEnvArgs(name=key, value=value)
+                            for key, value in args.plain_env.items()
+                        ]
+                        + list(args.secret_env),
+                        volume_mounts=mounts or None,
+                        **args.probes,
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), aliases=moved),
+        )
+        if args.public:
+            cloudrunv2.ServiceIamMember(
+                f"{name}-public-invoker",
+                name=service.name,
+                location=service.location,
+                project=service.project,
+                role=INVOKER,
+                member="allUsers",
+                opts=pulumi.ResourceOptions(parent=self, aliases=moved),
+            )
+        self.host = service_host(service_id, args.project_number, settings.region)
+        self.url = pulumi.Output.concat("https://", self.host)
+        self.register_outputs({"url": self.url})
 
 
 LIVENESS_PERIOD_SECONDS = 30

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp.cloudrunv2 as cloudrunv2
 import pulumi_gcp.projects as projects
 import pulumi_gcp.serviceaccount as serviceaccount
 
@@ -120,52 +119,32 @@ class TrackingServer(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        service = cloudrunv2.Service(
-            f"{name}-service",
-            name=service_name,
-            project=settings.gcp_project,
-            location=settings.region,
-            ingress="INGRESS_TRAFFIC_ALL",
-            # A service holds no data; the stack's data lives in the protected bucket and database.
-            deletion_protection=False,
-            template=cloudrunv2.ServiceTemplateArgs(
-                service_account=identity.account.email,
-                scaling=cloud_run.scaling(settings.tracking),
-                timeout=REQUEST_TIMEOUT,
-                volumes=[
-                    cloudrunv2.ServiceTemplateVolumeArgs(
-                        name="cloudsql",
-                        cloud_sql_instance=cloudrunv2.ServiceTemplateVolumeCloudSqlInstanceArgs(
-                            instances=[args.database.connection_name]
-                        ),
-                    )
-                ],
-                containers=[
-                    cloudrunv2.ServiceTemplateContainerArgs(
-                        image=args.image,
-                        # HTTP/2 end to end: no 32 MiB cap on proxied artifact uploads and downloads.
-                        ports=cloudrunv2.ServiceTemplateContainerPortsArgs(
-                            name=cloud_run.HTTP2_END_TO_END, container_port=TRACKING_PORT
-                        ),
-                        resources=cloud_run.resources(settings.tracking),
-                        envs=cloud_run.plain_env(environment.plain) + secrets.env,
-                        volume_mounts=[
-                            cloudrunv2.ServiceTemplateContainerVolumeMountArgs(
-                                name="cloudsql", mount_path=CLOUD_SQL_SOCKETS
-                            )
-                        ],
-                        # `mlflow server` migrates the database and creates the admin before it starts
-                        # uvicorn, so an open port means a migrated server. HTTP probes are for HTTP/1
-                        # services only, and Cloud Run has no TCP liveness probe.
-                        **cloud_run.tcp_startup_probe(
-                            TRACKING_PORT, STARTUP_PROBE_PERIOD_SECONDS, STARTUP_PROBE_FAILURES
-                        ),
-                    )
-                ],
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # Cloud Run checks the account's access when it deploys a revision; IAM must be in place.
+        service = cloud_run.CloudRunService(
+            name,
+            cloud_run.CloudRunServiceArgs(
+                settings=settings,
+                purpose="tracking",
+                image=args.image,
+                container=settings.tracking,
+                port=TRACKING_PORT,
+                # HTTP/2 end to end: no 32 MiB cap on proxied artifact uploads and downloads.
+                port_name=cloud_run.HTTP2_END_TO_END,
+                # `mlflow server` migrates the database and creates the admin before it starts uvicorn, so an
+                # open port means a migrated server. HTTP probes are for HTTP/1 services only, and Cloud Run
+                # has no TCP liveness probe.
+                probes=cloud_run.tcp_startup_probe(
+                    TRACKING_PORT, STARTUP_PROBE_PERIOD_SECONDS, STARTUP_PROBE_FAILURES
+                ),
+                plain_env=environment.plain,
+                secret_env=secrets.env,
+                service_account_email=identity.account.email,
+                project_number=args.project_number,
+                # Public: MLflow's basic auth guards every request except /health.
+                public=True,
+                request_timeout=REQUEST_TIMEOUT,
+                cloud_sql=cloud_run.CloudSqlMount(
+                    instance=args.database.connection_name, path=CLOUD_SQL_SOCKETS
+                ),
                 depends_on=[
                     *args.apis.needed_by([Api.RUN]),
                     bucket_access,
@@ -175,8 +154,7 @@ class TrackingServer(pulumi.ComponentResource):
                     *secrets.access,
                 ],
             ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        # Public: MLflow's basic auth guards every request except /health.
-        cloud_run.allow_public_invocation(name, service, self)
-        self.url = pulumi.Output.concat("https://", host)
+        self.url = service.url
         self.register_outputs({"url": self.url})

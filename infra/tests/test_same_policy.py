@@ -104,9 +104,7 @@ CLOUDS: dict[str, Cloud] = {
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
-def test_overwritten_artifacts_stay_recoverable_as_long_as_backups_are_kept(
-    cloud: str, environment: str
-) -> None:
+def test_overwritten_artifacts_stay_recoverable_while_backups_are_kept(cloud: str, environment: str) -> None:
     """So restoring the database to its oldest backup still finds that point's artifacts."""
     run_for, recovery_days, _ = CLOUDS[cloud]
     assert recovery_days(run_for(environment)) == RECOVERY_DAYS
@@ -114,8 +112,6 @@ def test_overwritten_artifacts_stay_recoverable_as_long_as_backups_are_kept(
 
 @pytest.mark.parametrize("environment", ["dev", "prod", "sandbox"])
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
-def test_each_registry_keeps_the_newest_images_it_is_told_to_and_no_more(
-    cloud: str, environment: str
-) -> None:
+def test_each_registry_keeps_the_newest_images_it_is_told_to(cloud: str, environment: str) -> None:
     run_for, _, kept_images = CLOUDS[cloud]
     assert kept_images(run_for(environment)) == KEEP_IMAGES

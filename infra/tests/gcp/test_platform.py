@@ -330,3 +330,22 @@ def test_api_reads_only_its_models_objects(stack_run: ProgramRun) -> None:
     assert stack_run.outputs["modelUri"] == f"gs://{bucket}/{MODEL_PATH}"
     writer = stack_run.one("gcp:storage/bucketIAMMember:BucketIAMMember", "-tracking-bucket-writer").inputs
     assert "condition" not in writer  # the tracking server writes every run's artifacts
+
+
+@pytest.mark.parametrize("purpose", ["tracking", "api"])
+def test_each_service_keeps_the_urn_it_had_before_the_cloud_run_component(
+    stack_run: ProgramRun, purpose: str
+) -> None:
+    """Services and invokers were children of TrackingServer/ModelApi until CloudRunService came between: each
+    names that component as a former parent, so `up` on an older stack moves them instead of replacing them.
+    Same type and name under that parent is exactly the URN they had."""
+    stack = STACKS[environment_of(stack_run)]
+    workload = {"tracking": "mlops-stack:gcp:TrackingServer", "api": "mlops-stack:gcp:ModelApi"}[purpose]
+    [owner] = [r for r in stack_run.of_type(workload) if r.name == f"{stack}-{purpose}"]
+    moved = [
+        stack_run.one(SERVICE, f"-{purpose}-service"),
+        stack_run.one("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", f"-{purpose}-public-invoker"),
+    ]
+    for resource in moved:
+        assert resource.name.startswith(owner.name)
+        assert resource.alias_parents == [owner.urn]
