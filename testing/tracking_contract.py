@@ -11,7 +11,8 @@ emulator endpoints), then, over real HTTP:
    the bytes landed in the emulated bucket under the artifacts destination;
 3. checks the server advertises multipart uploads (big models go straight to the bucket);
 4. checks a request without credentials and one with a wrong password both get 401;
-5. checks the host check is on: infra's host is accepted, a foreign Host header gets 403;
+5. checks the host check is on: infra's host is accepted, a foreign Host header gets 403; and that
+   credentialed writes are accepted from the service's own origin only (not from localhost pages);
 6. checks the server's processes stay small (the job runner is off) and no secret reached its log;
 7. runs the caller's `extra_checks` (name -> check of the `RunningServer`), each as a named step.
 
@@ -222,6 +223,38 @@ def _check_access_control(base_url: str, username: str, password: str, allowed_h
     assert foreign.status_code == 403, f"foreign Host header: expected 403, got {foreign.status_code}"
 
 
+def _check_cross_origin_writes(base_url: str, username: str, password: str, allowed_host: str) -> None:
+    """Credentialed writes from the service's own origin pass; from a page on the user's machine (which MLflow
+    itself would trust) they are refused, and a preflight from there is not granted."""
+    url = f"{base_url}/api/2.0/mlflow/experiments/create"
+    for origin, expected in (
+        (f"https://{allowed_host}", 200),
+        ("http://127.0.0.1:9999", 403),
+        ("http://localhost:3000", 403),
+    ):
+        answer = requests.post(
+            url,
+            auth=(username, password),
+            headers={"Host": allowed_host, "Origin": origin},
+            json={"name": f"cors-{secrets.token_hex(4)}"},
+            timeout=10,
+        )
+        assert answer.status_code == expected, (
+            f"POST from {origin}: expected {expected}, got {answer.status_code}"
+        )
+    preflight = requests.options(
+        url,
+        headers={
+            "Host": allowed_host,
+            "Origin": "http://127.0.0.1:9999",
+            "Access-Control-Request-Method": "POST",
+        },
+        timeout=10,
+    )
+    granted = preflight.headers.get("access-control-allow-origin")
+    assert granted is None, f"preflight from http://127.0.0.1:9999 granted: {granted}"
+
+
 def _check_multipart_advertised(base_url: str, username: str, password: str) -> None:
     info = requests.get(f"{base_url}/api/3.0/mlflow/server-info", auth=(username, password), timeout=10)
     assert info.status_code == 200, f"server-info: {info.status_code} {info.text[:200]}"
@@ -267,6 +300,8 @@ def run_tracking_contract(
                 _check_multipart_advertised(base_url, username, password)
             with _step("access control (401 for anonymous / wrong password, host check)", server):
                 _check_access_control(base_url, username, password, allowed_host)
+            with _step("cross-origin writes only from the service's own origin", server):
+                _check_cross_origin_writes(base_url, username, password, allowed_host)
             running = RunningServer(base_url, username, password, allowed_host, destination, storage, workdir)
             for name, check in (extra_checks or {}).items():
                 with _step(name, server):

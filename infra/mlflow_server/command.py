@@ -13,7 +13,8 @@ Decisions written down here because the issue leaves them open:
   probes) send the task's IP or an internal name as Host; they must probe `/health`, which MLflow
   exempts from both the host check and authentication, so no private-IP wildcard is allowed here.
 - CORS: the UI is served by the same hosts, so `https://<host>` for each allowed host is an allowed
-  origin (the browser sends Origin on the UI's own POSTs, which MLflow would otherwise refuse).
+  origin (the browser sends Origin on the UI's own POSTs, which MLflow would otherwise refuse), and the only
+  ones: MLflow's built-in trust of localhost origins is taken out (`strict_cors.py`).
 - Auth: `default_permission = NO_PERMISSIONS`: a user the admin creates sees nothing until granted.
   The users live in the same PostgreSQL database as the runs: MLflow's auth tables and migration table
   (`alembic_version_auth`) do not collide with the tracking schema (the contract tests prove it).
@@ -46,8 +47,11 @@ MAX_WORKERS = 4
 # (uvicorn takes the protocol class as an import string; not imported here: the entrypoint stays light).
 H2C_PROTOCOL = "infra.mlflow_server.h2c:AutoH2cProtocol"
 HTTP2_UVICORN_OPTIONS = f"--http {H2C_PROTOCOL}"
-# Put on PYTHONPATH of the server processes for gs:// destinations.
+# Put on PYTHONPATH of the server processes: its sitecustomize installs the hooks HOOKS_VARIABLE names.
 STARTUP_HOOKS = Path(__file__).resolve().parent / "startup"
+HOOKS_VARIABLE = "MLOPS_STACK_SERVER_HOOKS"
+STRICT_CORS = "strict-cors"
+GCS_SIGNING = "gcs-signing"
 # Where `infra` is importable from (the repository, /app in the image): the hooks and H2C_PROTOCOL need it.
 APP_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PERMISSION = "NO_PERMISSIONS"
@@ -162,19 +166,19 @@ def build_launch(
         # mlflow shlex-splits this and puts it before its own uvicorn arguments (mlflow/server/__init__.py).
         argv += ["--uvicorn-opts", " ".join(uvicorn_options)]
     env = {name: value for name, value in environ.items() if name not in CONSUMED_SECRETS}
-    paths = []
+    hooks = [STRICT_CORS]
     if settings.artifacts_destination.startswith("gs://"):
         # Every server process (the CLI, uvicorn and its workers) then signs GCS URLs through IAM.
-        paths.append(str(STARTUP_HOOKS))
-    if paths or settings.http2:
-        inherited = [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
-        env["PYTHONPATH"] = os.pathsep.join([*paths, str(APP_ROOT), *inherited])
+        hooks.append(GCS_SIGNING)
+    inherited = [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part]
+    env["PYTHONPATH"] = os.pathsep.join([str(STARTUP_HOOKS), str(APP_ROOT), *inherited])
+    env[HOOKS_VARIABLE] = ",".join(hooks)
     env.update(
         {
             "MLFLOW_BACKEND_STORE_URI": database_url(settings).render_as_string(hide_password=False),
             "MLFLOW_AUTH_CONFIG_PATH": str(auth_config_path),
-            # Read only while the user store is empty: rotating the secret later does not change the
-            # stored admin password (use MLflow's update-password API for that).
+            # MLflow reads it only while the user store is empty; the entrypoint makes a stored admin
+            # password follow a rotated secret first (admin_password.py).
             "MLFLOW_AUTH_ADMIN_PASSWORD": settings.admin_password.get_secret_value(),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": settings.flask_secret_key.get_secret_value(),
             # The job runner costs ~2 GiB and nothing in this stack uses it.
@@ -182,3 +186,20 @@ def build_launch(
         }
     )
     return ServerLaunch(argv=argv, env=env)
+
+
+def install_hooks(names: str) -> None:
+    """Install the server hooks named in `names` (comma-separated), in this process; refuse unknown ones."""
+    requested = [name for name in names.split(",") if name]
+    unknown = set(requested) - {STRICT_CORS, GCS_SIGNING}
+    if unknown:
+        raise ValueError(f"{HOOKS_VARIABLE} names unknown hooks {sorted(unknown)}")
+    # Imported only when asked for: each pulls in MLflow or google-cloud-storage.
+    if STRICT_CORS in requested:
+        from infra.mlflow_server import strict_cors
+
+        strict_cors.install()
+    if GCS_SIGNING in requested:
+        from infra.mlflow_server import gcs_signing
+
+        gcs_signing.install()

@@ -21,6 +21,7 @@ from infra.mlflow_server.command import (
     auth_config_text,
     build_launch,
     database_url,
+    install_hooks,
     workers_for_cpu,
 )
 from infra.mlflow_server.entrypoint import write_private_file
@@ -267,9 +268,12 @@ def test_http2_selects_the_h2c_protocol_only_when_asked(value: str, served: bool
         assert str(APP_ROOT) in launch.env["PYTHONPATH"].split(os.pathsep)
 
 
-SIGNING_INSTALLED = (
+HOOKS_INSTALLED = (
     "from google.cloud.storage import Blob; "
-    "print(getattr(Blob.generate_signed_url, '_signs_through_iam', False))"
+    "from mlflow.server import security_utils; "
+    "print(getattr(Blob.generate_signed_url, '_signs_through_iam', False), "
+    "security_utils.LOCALHOST_ORIGIN_PATTERNS == [], "
+    "security_utils.is_localhost_origin('http://127.0.0.1:9999'))"
 )
 
 
@@ -277,15 +281,17 @@ SIGNING_INSTALLED = (
     ("destination", "signs"),
     [("gs://acme-mlflow-artifacts/mlflow", "True"), ("s3://acme-mlflow-artifacts/mlflow", "False")],
 )
-def test_server_processes_sign_gcs_urls_through_iam(destination: str, signs: str, tmp_path: Path) -> None:
-    """A new interpreter with the server's environment (as uvicorn and its workers are) has the hook in."""
+def test_server_processes_get_strict_cors_and_sign_gcs_urls_through_iam(
+    destination: str, signs: str, tmp_path: Path
+) -> None:
+    """A new interpreter with the server's environment (as uvicorn and its workers are) has the hooks in:
+    localhost origins are not trusted on any cloud, and GCS URLs are signed through IAM for gs:// only."""
     launch = launch_for(
         valid_env(MLFLOW_ARTIFACTS_DESTINATION=destination, PYTHONPATH="/opt/extra"), tmp_path
     )
-    if destination.startswith("gs://"):
-        assert launch.env["PYTHONPATH"].split(os.pathsep)[-1] == "/opt/extra"  # kept, after ours
+    assert launch.env["PYTHONPATH"].split(os.pathsep)[-1] == "/opt/extra"  # kept, after ours
     result = subprocess.run(
-        [sys.executable, "-c", SIGNING_INSTALLED],
+        [sys.executable, "-c", HOOKS_INSTALLED],
         env={**launch.env, "PATH": os.environ["PATH"]},
         cwd=tmp_path,  # not the repository: the path must come from the environment, as in /app
         capture_output=True,
@@ -293,7 +299,12 @@ def test_server_processes_sign_gcs_urls_through_iam(destination: str, signs: str
         timeout=60,
         check=True,
     )
-    assert result.stdout.strip() == signs
+    assert result.stdout.split() == [signs, "True", "False"]
+
+
+def test_an_unknown_server_hook_stops_the_server_from_starting() -> None:
+    with pytest.raises(ValueError, match="unknown hooks"):
+        install_hooks("strict-cors,gcs-signin")
 
 
 def test_the_image_copies_every_module_the_server_runs() -> None:
