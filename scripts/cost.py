@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlops_stack.cost.estimate import Estimate, as_dict, estimate
-from mlops_stack.cost.inventory import StackNotFoundError, take_inventory
+from mlops_stack.cost.inventory import StackInventory, StackNotFoundError, take_inventory
 from mlops_stack.cost.sheet import load_sheet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,12 +37,20 @@ README_STACKS = [
 
 
 def estimate_stack(stack: str, root: Path = REPO) -> Estimate:
-    inventory = take_inventory(root, stack)
-    return estimate(stack, inventory.run.resources, load_sheet(inventory.cloud), inventory.assumptions)
+    return estimate_inventory(take_inventory(root, stack))
+
+
+def estimate_inventory(inventory: StackInventory) -> Estimate:
+    sheet = load_sheet(inventory.cloud)
+    return estimate(inventory.stack, inventory.run.resources, sheet, inventory.assumptions)
 
 
 def money(value: float | None) -> str:
     return "unpriced" if value is None else f"${value:,.2f}"
+
+
+def usd(value: float) -> str:
+    return f"{round(value, 2) + 0.0:,.2f}"  # + 0.0: a rounded -0.001 is 0.00, not -0.00
 
 
 def render(result: Estimate) -> str:
@@ -76,7 +84,7 @@ def readme_table(results: Sequence[Estimate]) -> str:
     for result in results:
         unpriced = ", ".join(sorted({line.usage.price for line in result.unpriced})) or "-"
         rows.append(
-            f"| {result.stack} | {result.idle_usd:,.2f} | {result.per_million_usd:,.2f} | {unpriced} |"
+            f"| {result.stack} | {usd(result.idle_usd)} | {usd(result.per_million_usd)} | {unpriced} |"
         )
     return "\n".join([*rows, "", TABLE_END])
 
