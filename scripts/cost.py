@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops_stack.cost.estimate import Estimate, as_dict, estimate
+from mlops_stack.cost.estimate import Estimate, SheetGapError, as_dict, estimate
 from mlops_stack.cost.inventory import StackInventory, StackNotFoundError, take_inventory
 from mlops_stack.cost.sheet import load_sheet
 
@@ -54,17 +54,18 @@ def usd(value: float) -> str:
 
 
 def render(result: Estimate) -> str:
+    width = max((len(line.resource) for line in result.lines), default=8)
     lines = [
         f"{result.stack} ({result.region}): {money(result.idle_usd)} a month when idle, "
         f"{money(result.per_million_usd)} per million predictions"
         + (" (plus the unpriced lines below)" if result.unpriced else ""),
         "",
-        f"  {'resource':<48} {'meter':<36} {'idle qty':>10} {'idle/month':>11} {'per 1M':>9}  how",
+        f"  {'resource':<{width}} {'meter':<36} {'idle qty':>10} {'idle/month':>11} {'per 1M':>9}  how",
     ]
     for line in result.lines:
         usage = line.usage
         lines.append(
-            f"  {line.resource:<48} {usage.price:<36} {usage.idle:>10,.1f} {money(line.idle_usd):>11} "
+            f"  {line.resource:<{width}} {usage.price:<36} {usage.idle:>10,.1f} {money(line.idle_usd):>11} "
             f"{money(line.per_million_usd):>9}  {usage.how}"
         )
     if result.unpriced:
@@ -153,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = estimate_stack(args.stack, root)
-    except (StackNotFoundError, ConfigError) as error:
+    except (StackNotFoundError, ConfigError, SheetGapError) as error:
         print(f"cannot estimate {args.stack}: {error}", file=sys.stderr)
         return 2
     print(json.dumps(as_dict(result)) if args.json else render(result))

@@ -108,6 +108,10 @@ class Estimate:
 MeterReader = Callable[[Registered], list[Usage]]
 
 
+class SheetGapError(Exception):
+    """The program creates something the price sheet does not account for; the message names what to add."""
+
+
 def estimate(
     stack: str, resources: Iterable[Registered], sheet: PriceSheet, assumptions: Iterable[str] = ()
 ) -> Estimate:
@@ -118,15 +122,16 @@ def estimate(
         if not resource.custom or resource.type in sheet.free:
             continue
         if resource.type not in sheet.billable:
-            raise KeyError(
+            raise SheetGapError(
                 f"{resource.type} ({resource.name}) is in neither `billable` nor `free` of the {sheet.cloud} "
                 "price sheet: add it to mlops_stack/cost/prices/"
             )
         for usage in readers[resource.type](resource):
             price = sheet.prices.get(usage.price)
             if price is None or usage.price not in sheet.billable[resource.type]:
-                raise KeyError(
-                    f"{resource.type} draws on {usage.price!r}, which its sheet entry does not list"
+                raise SheetGapError(
+                    f"{resource.type} draws on {usage.price!r}, which its entry in the {sheet.cloud} price "
+                    "sheet does not list: add the price (with its page and date) to mlops_stack/cost/prices/"
                 )
             lines.append(Line(resource.name, usage, price.usd, price.unit))
     notes = [

@@ -10,6 +10,7 @@ from mlops_stack.cost.estimate import (
     HOURS_PER_MONTH,
     PROFILE,
     SECONDS_PER_MONTH,
+    SheetGapError,
     estimate,
 )
 from mlops_stack.cost.sheet import PriceSheet, load_sheet
@@ -143,7 +144,7 @@ def test_free_types_and_components_add_no_line(sheet: PriceSheet) -> None:
 
 def test_a_type_the_sheet_does_not_know_is_refused_not_counted_as_free(sheet: PriceSheet) -> None:
     unknown = Registered("gcp:compute/instance:Instance", "s-vm", {})
-    with pytest.raises(KeyError, match=r"gcp:compute/instance:Instance .*neither `billable` nor `free`"):
+    with pytest.raises(SheetGapError, match=r"gcp:compute/instance:Instance .*neither `billable` nor `free`"):
         estimate("s", [unknown], sheet)
 
 
@@ -153,7 +154,7 @@ def test_a_tier_without_a_price_entry_is_refused_with_the_key_to_add(sheet: Pric
         "s-database-instance",
         {"settings": {"tier": "db-f1-micro"}},
     )
-    with pytest.raises(KeyError, match="cloud_sql_db-f1-micro_hour"):
+    with pytest.raises(SheetGapError, match="cloud_sql_db-f1-micro_hour"):
         estimate("s", [shared_core], sheet)
 
 

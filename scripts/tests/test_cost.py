@@ -3,6 +3,7 @@ sandbox on each cloud, and the variants that add types) is in its cloud's price 
 and when it was read; the README's cost table is the estimator's output; and the command's answers to a bad
 stack, a bad config, another checkout's program and a before/after comparison."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -153,3 +154,15 @@ def test_the_line_by_line_output_names_each_meter_and_the_assumptions(
     assert "read Pulumi.aws-dev.yaml as a sandbox" in out
     assert "not priced" in out
     assert "assumptions:" in out
+
+
+def test_a_type_missing_from_the_sheet_is_refused_with_what_to_add(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = load_sheet("gcp")
+    without_sql = {kind: keys for kind, keys in sheet.billable.items() if "sql/" not in kind}
+    monkeypatch.setattr(cost, "load_sheet", lambda cloud: dataclasses.replace(sheet, billable=without_sql))
+    assert cost.main(["gcp-dev"]) == 2
+    error = capsys.readouterr().err
+    assert "gcp:sql/databaseInstance:DatabaseInstance" in error
+    assert "add it to mlops_stack/cost/prices/" in error
