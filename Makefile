@@ -46,6 +46,10 @@ lint: sync ## ruff, mypy, hadolint
 bench: sync ## our model API vs `mlflow models serve` on the same model
 	$(UV) run --frozen --all-groups python -m bench
 
+.PHONY: cost-table
+cost-table: sync ## rewrite the README's cost table from the estimator (python -m scripts.cost --readme)
+	$(UV) run --frozen --all-groups python -m scripts.cost --readme
+
 .PHONY: preview
 preview: sync ## pulumi preview --diff for STACK (needs the Pulumi CLI and cloud login)
 	@test -n "$(STACK)" || { echo "set STACK, e.g. make preview STACK=gcp-dev"; exit 2; }

@@ -233,3 +233,22 @@ def test_workflows_install_what_the_program_and_scripts_need_and_nothing_of_the_
     installed = {line.split("==")[0].lower() for line in exported.splitlines() if "==" in line}
     assert {"pulumi", "pulumi-gcp", "pulumi-aws", "pulumi-azure-native", "httpx", "boto3"} <= installed
     assert not {"mlflow", "pyarrow", "moto", "ruff", "pytest", "scikit-learn"} & installed
+
+
+def test_preview_costs_run_without_credentials_and_the_comment_job_runs_no_pr_code() -> None:
+    """The estimate runs the pull request's code: no login, no write token. The job that writes the comment
+    checks nothing out and runs only its own script, with the estimate passed in as data (an env variable)."""
+    preview = jobs(REPO / ".github/workflows/preview.yml")
+    cost, comment = preview["cost"], preview["cost-comment"]
+    assert cost["permissions"] == {"contents": "read"}
+    assert not logs_in(cost)
+    runs = [step.get("run", "") for step in steps(cost)]
+    assert any("scripts.cost" in run and "--program-root base" in run and "--compare" in run for run in runs)
+    base = next(step for step in steps(cost) if step.get("with", {}).get("path") == "base")
+    assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    assert comment["needs"] == "cost"
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert all("uses" not in step for step in steps(comment)), "the commenting job must not check out PR code"
+    (post,) = steps(comment)
+    assert "${{" not in post["run"], "the estimate reaches the script as an env variable, never inlined"
+    assert post["env"]["ESTIMATE"] == "${{ needs.cost.outputs.comment }}"
