@@ -253,9 +253,10 @@ class DriftMonitor:
             self._scored_at = now
             self._publish(self._scores)
         if self._rows_since_report and now - self._reported_at >= self.window.seconds:
-            self._scores = self._judge(now)
-            self._scored_at = now
-            self._emit(drift_log_line(self, self._scores))
+            # The line describes the window as it stood when its time was up, not as it stands after the
+            # idle gap that may have passed before this request came and closed it.
+            window_end = self._reported_at + self.window.seconds
+            self._emit(drift_log_line(self, self._judge(window_end)))
             self._reported_at = now
             self._rows_since_report = 0
 
@@ -323,10 +324,11 @@ class DriftMonitor:
         return count_categories(self.prediction, pd.Series(values, dtype=object))
 
     def _judge(self, now: float) -> Scores:
-        """PSI and quality per column over the current window."""
+        """PSI and quality per column over the window ending at `now` (slices that started after it, too:
+        a slice closed late still holds rows that came before)."""
         window = [t for t in self._closed if t.ended >= now - self.window.seconds]
         rows = sum(t.rows for t in window)
-        seconds = now - window[0].started if window else 0.0
+        seconds = window[-1].ended - window[0].started if window else 0.0
         enough = rows >= self.window.min_rows
         features: dict[str, ColumnScore] = {}
         numeric = np.sum([t.numeric for t in window], axis=0) if window else None
