@@ -7,15 +7,15 @@ something real to learn and tests can check that its predictions make sense.
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import train_test_split
 
 from service.reference_profile import METADATA_KEY, build_reference_profile
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestRegressor
 
 FEATURES: tuple[str, ...] = ("temperature_c", "vibration_mm_s", "pressure_kpa", "humidity_pct", "rpm")
 TARGET = "throughput_units_per_hour"
@@ -60,7 +60,7 @@ def make_dataset(n_rows: int = 2_000, seed: int = 7) -> pd.DataFrame:
 class TrainedModel:
     """A fitted model, the data it was judged on, and how well it did there."""
 
-    model: RandomForestRegressor
+    model: "RandomForestRegressor"
     params: dict[str, int]
     metrics: dict[str, float]
     test_features: pd.DataFrame
@@ -78,6 +78,12 @@ def train(n_estimators: int = 50, max_depth: int = 12, n_rows: int = 2_000, seed
     `n_jobs=1`: a serving process predicts a few rows at a time, where joblib's thread pool costs far
     more than it saves.
     """
+    # Imported here: scikit-learn takes seconds to import, and the data alone (make_dataset, used by
+    # scripts.shift_traffic) does not need it.
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.metrics import mean_absolute_error, r2_score
+    from sklearn.model_selection import train_test_split
+
     data = make_dataset(n_rows=n_rows, seed=seed)
     features, target = data[list(FEATURES)], data[TARGET]
     x_train, x_test, y_train, y_test = train_test_split(features, target, test_size=0.25, random_state=seed)
