@@ -2,7 +2,7 @@
 
 import asyncio
 
-from bench.compare import ServerRun, format_table
+from bench.compare import ServerRun, format_monitoring_table, format_table
 from bench.load_generator import LoadResult, post_request, run_load
 
 
@@ -65,3 +65,9 @@ def test_table_reports_ratios() -> None:
     table = format_table(mlflow, ours)
     assert "| 1 | 100 | 400 | 4.00x |" in table
     assert "| start to first good prediction (s) | 10.0 | 5.0 | 0.50x |" in table
+
+
+def test_monitoring_table_reports_on_over_off() -> None:
+    on = ServerRun("ours", loads=[LoadResult(8, 1.0, ok=960, latencies=[0.002])])
+    off = ServerRun("ours-off", loads=[LoadResult(8, 1.0, ok=1000, latencies=[0.002])])
+    assert "| 8 | 960 | 1000 | 0.96x | 2.0 | 2.0 |" in format_monitoring_table(on, off)
