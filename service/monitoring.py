@@ -284,17 +284,22 @@ class DriftMonitor:
                 UNSEEN.labels(category_column.name).inc(int(counts[-2]))
 
     def _count(self, open_slice: _OpenSlice, now: float) -> _Tally:
-        numeric_blocks, categorical_blocks = [], []
-        for inputs in open_slice.inputs:
-            if isinstance(inputs, pd.DataFrame):
-                block = np.empty((len(inputs), len(self.numeric)))
-                for index, column in enumerate(self.numeric):
-                    block[:, index] = pd.to_numeric(inputs[column.name], errors="coerce")
-                numeric_blocks.append(block)
-                categorical_blocks.append([inputs[c.name] for c in self.categorical])
-            else:
-                numeric_blocks.append(inputs[:, self._numeric_positions])
-                categorical_blocks.append([pd.Series(inputs[:, p]) for p in self._categorical_positions])
+        # Matrices (the fast path, all in signature order) are stacked first and their columns picked once:
+        # one copy per slice rather than one per request.
+        matrices = [inputs for inputs in open_slice.inputs if not isinstance(inputs, pd.DataFrame)]
+        frames = [inputs for inputs in open_slice.inputs if isinstance(inputs, pd.DataFrame)]
+        numeric_blocks: list[NDArray[np.float64]] = []
+        categorical_blocks: list[list[pd.Series]] = []
+        if matrices:
+            stacked = np.vstack(matrices)
+            numeric_blocks.append(stacked[:, self._numeric_positions])
+            categorical_blocks.append([pd.Series(stacked[:, p]) for p in self._categorical_positions])
+        for frame in frames:
+            block = np.empty((len(frame), len(self.numeric)))
+            for index, column in enumerate(self.numeric):
+                block[:, index] = pd.to_numeric(frame[column.name], errors="coerce")
+            numeric_blocks.append(block)
+            categorical_blocks.append([frame[column.name] for column in self.categorical])
         numeric, out_of_range = self._bins.count(np.vstack(numeric_blocks))
         categorical = tuple(
             count_categories(column, pd.concat([block[index] for block in categorical_blocks]))
@@ -314,10 +319,14 @@ class DriftMonitor:
         """Predictions that are one value per row (others, e.g. class probabilities, are not profiled)."""
         if self.prediction is None:
             return None
-        vectors = [np.asarray(p).reshape(-1) for p in predictions if np.ndim(p) == 1]
+        vectors = [vector for vector in map(np.asarray, predictions) if vector.ndim == 1]
         values = np.concatenate(vectors) if vectors else np.array([])
         if self._prediction_bins is not None:
-            numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64)
+            numbers = (
+                values.astype(np.float64)
+                if values.dtype.kind in "fiub"
+                else pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64)
+            )
             counts, _ = self._prediction_bins.count(numbers.reshape(-1, 1))
             return counts
         assert isinstance(self.prediction, CategoricalReference)

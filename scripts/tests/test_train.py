@@ -40,6 +40,7 @@ def test_registers_a_challenger_that_loads_back_with_metrics_signature_and_examp
     assert sklearn_flavor["serialization_format"] == "skops"
     assert sklearn_flavor["skops_trusted_types"] == SKOPS_TRUSTED_TYPES
     # The reference profile travels inside the model (what the API reads) and beside it (what people read).
+    assert model_info.metadata is not None
     profile = model_info.metadata["reference_profile"]
     assert [column["name"] for column in profile["features"]] == list(example_model.FEATURES)
     assert profile["rows"] == 225, "the training rows: three quarters of 300"

@@ -157,7 +157,8 @@ def test_the_window_slides_by_rows_and_by_time_and_logs_one_line_per_window(moni
     model = monitored.app.state.model  # type: ignore[attr-defined]
     profile = profile_from_model_metadata(model.pyfunc.metadata.metadata)
     assert profile is not None
-    clock, lines = FakeClock(), []
+    clock = FakeClock()
+    lines: list[dict[str, Any]] = []
     window = WindowSettings(max_rows=100, seconds=60.0, min_rows=30, threshold=0.25)
     monitor = DriftMonitor(model, profile, window, emit=lines.append, clock=clock)
     rows = example.make_dataset(n_rows=300, seed=5)[list(example.FEATURES)].to_numpy()
