@@ -5,8 +5,10 @@ each server in turn is started on a free 127.0.0.1 port from `models:/throughput
 start to its first good prediction, driven at several concurrencies with the same requests (bounded in
 requests and time by bench/load_generator.py, rotating through them; by time only with wrk, which is
 used when installed and sends the first request body), and watched for peak memory (PSS of the process and
-all its children). Prints one table with the ratios ours/mlflow, and one of our API with its drift
-monitoring on (the default) and off. Each server runs with its default worker count.
+all its children). Prints one table with the ratios ours/mlflow, one of our API with its drift
+monitoring on (the default) and off, and the monitoring's cost on the request path measured in one
+process (bench/monitoring_cost.py), which a busy machine disturbs far less. Each server runs with its
+default worker count.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from bench import monitoring_cost
 from bench.load_generator import LoadResult, post_request, run_load
 from bench.wrk_load import run_wrk, wrk_available
 from mlops_stack.example_model import log_example_model
@@ -284,3 +287,9 @@ def main() -> None:
         print()
         print("Drift monitoring (MONITORING_ENABLED), our API:")
         print(format_monitoring_table(runs["ours"], runs["ours-off"]))
+        cost = monitoring_cost.measure(model.local_path, bodies)
+        print(
+            f"\nOn the request path alone (one process, the same requests, best of {monitoring_cost.ROUNDS} "
+            f"alternating rounds): {cost.on_us:.1f} us per request with monitoring, {cost.off_us:.1f} us "
+            f"without: {cost.added_us:+.1f} us, {cost.added_us / cost.off_us:+.1%}."
+        )
