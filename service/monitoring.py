@@ -189,6 +189,7 @@ class DriftMonitor:
         positions = {name: index for index, name in enumerate(model.column_names)}
         # Only columns the signature names are watched: requests cannot add labels.
         watched = [column for column in profile.features if column.name in positions]
+        self._order = tuple(column.name for column in watched)
         self.numeric = tuple(column for column in watched if isinstance(column, NumericReference))
         self.categorical = tuple(column for column in watched if isinstance(column, CategoricalReference))
         self._numeric_positions = np.array([positions[column.name] for column in self.numeric], dtype=np.intp)
@@ -262,8 +263,9 @@ class DriftMonitor:
 
     def _close(self, now: float) -> None:
         """Count the open slice into bins, publish its quality counters, start a new one."""
-        tally = self._count(self._open, now)
-        self._open = _OpenSlice(started=now)
+        # The new slice first: if counting fails, this slice's rows are lost, never kept and retried.
+        closing, self._open = self._open, _OpenSlice(started=now)
+        tally = self._count(closing, now)
         self._closed.append(tally)
         # Older slices can never be part of a window again: not in time, or beyond the row budget.
         while self._closed and (
@@ -297,9 +299,9 @@ class DriftMonitor:
         for frame in frames:
             block = np.empty((len(frame), len(self.numeric)))
             for index, column in enumerate(self.numeric):
-                block[:, index] = pd.to_numeric(frame[column.name], errors="coerce")
+                block[:, index] = pd.to_numeric(_column(frame, column.name), errors="coerce")
             numeric_blocks.append(block)
-            categorical_blocks.append([frame[column.name] for column in self.categorical])
+            categorical_blocks.append([_column(frame, column.name) for column in self.categorical])
         numeric, out_of_range = self._bins.count(np.vstack(numeric_blocks))
         categorical = tuple(
             count_categories(column, pd.concat([block[index] for block in categorical_blocks]))
@@ -354,6 +356,7 @@ class DriftMonitor:
             features[category_column.name] = _score(
                 category_column, current, enough, out_of_range=0, unseen=int(current[-2])
             )
+        features = {name: features[name] for name in self._order}  # as the signature lists them
         prediction = None
         if self.prediction is not None:
             tallies = [t.prediction for t in window if t.prediction is not None]
@@ -372,6 +375,13 @@ class DriftMonitor:
             FEATURE_PSI.labels(name).set(math.nan if score.psi is None else score.psi)
         if scores.prediction is not None:
             PREDICTION_PSI.set(math.nan if scores.prediction.psi is None else scores.prediction.psi)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column of the request; an optional input the request left out counts as nulls."""
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
 def _empty(slots: int) -> NDArray[np.float64]:

@@ -272,17 +272,18 @@ def test_categorical_inputs_and_predictions_count_other_values_and_nulls() -> No
     labels = np.where(live["load"] > 0, "high", "low")
     for start in range(0, 100, 10):
         monitor.observe(live[start : start + 10], labels[start : start + 10], 10)
+    without_load = live[["site"]].head(10)  # an optional input left out: nulls, not a failure
+    monitor.observe(without_load, labels[:10], 10)
     scores = monitor.scores()
+    assert scores.features["load"].nulls == 10
 
     site = scores.features["site"]
-    assert (site.unseen_categories, site.nulls) == (40, 20)
+    assert (site.unseen_categories, site.nulls) == (40, 20)  # the window: the latest 100 of 110 rows
     reference = train["site"].value_counts().reindex(["a", "b", "c"]).to_numpy(dtype=float)
     expected = np.append(reference, [0, 0]) + SMOOTHING  # a, b, c, other values, nulls
     actual = np.array([40, 0, 0, 40, 20], dtype=float) + SMOOTHING
     assert site.psi == pytest.approx(entropy(actual, expected) + entropy(expected, actual))
-    assert "site" in scores.drifting
-    assert scores.features["load"].psi is not None
-    assert scores.features["load"].psi < 0.25
+    assert scores.drifting == ["site", "load"], "load: 10% nulls where training had none"
     assert scores.prediction is not None
     assert scores.prediction.psi is not None
     assert scores.prediction.psi < 0.25
