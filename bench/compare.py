@@ -5,8 +5,10 @@ each server in turn is started on a free 127.0.0.1 port from `models:/throughput
 start to its first good prediction, driven at several concurrencies with the same requests (bounded in
 requests and time by bench/load_generator.py, rotating through them; by time only with wrk, which is
 used when installed and sends the first request body), and watched for peak memory (PSS of the process and
-all its children). Prints one table with the ratios ours/mlflow. Each server runs with its default
-worker count.
+all its children). Prints one table with the ratios ours/mlflow, one of our API with its drift
+monitoring on (the default) and off, and the monitoring's cost on the request path measured in one
+process (bench/monitoring_cost.py), which a busy machine disturbs far less. Each server runs with its
+default worker count.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from bench import monitoring_cost
 from bench.load_generator import LoadResult, post_request, run_load
 from bench.wrk_load import run_wrk, wrk_available
 from mlops_stack.example_model import log_example_model
@@ -43,6 +46,8 @@ class ServerRun:
     startup_seconds: float = float("nan")
     peak_rss_mib: float = 0.0
     loads: list[LoadResult] = field(default_factory=list)
+    cpu_ms_per_request: list[float] = field(default_factory=list)
+    """Server CPU (all its processes) per answered request, per load level."""
 
 
 def server_commands(model_uri: str, port: int) -> dict[str, list[str]]:
@@ -56,9 +61,8 @@ def server_commands(model_uri: str, port: int) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def process_tree_rss_mib(root: int) -> float:
-    """Memory of `root` and all its descendants, from /proc (MiB), as proportional set size: pages that
-    forked workers share are counted once across them, not once per worker as RSS would."""
+def process_tree(root: int) -> list[int]:
+    """`root` and all its live descendants, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -67,10 +71,19 @@ def process_tree_rss_mib(root: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry.name))
-    total_kib, pending = 0, [root]
+    tree, pending = [], [root]
     while pending:
         pid = pending.pop()
+        tree.append(pid)
         pending.extend(children.get(pid, []))
+    return tree
+
+
+def process_tree_rss_mib(root: int) -> float:
+    """Memory of `root` and all its descendants, from /proc (MiB), as proportional set size: pages that
+    forked workers share are counted once across them, not once per worker as RSS would."""
+    total_kib = 0
+    for pid in process_tree(root):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -78,6 +91,21 @@ def process_tree_rss_mib(root: int) -> float:
         except OSError:
             continue
     return total_kib / 1024
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) that `root` and its live descendants have used so far, from /proc.
+
+    CPU per request is what a feature costs the server, and unlike requests per second it hardly moves
+    when other work shares the machine's CPUs."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class PeakMemory:
@@ -135,16 +163,22 @@ def bench_server(
         run.startup_seconds = time.monotonic() - started
         requests = [post_request(HOST, port, "/invocations", body) for body in bodies]
         for concurrency in CONCURRENCIES:
+            cpu_before = process_tree_cpu_seconds(process.pid)
             if wrk_available():
                 result = run_wrk(HOST, port, "/invocations", bodies[0], concurrency, SECONDS_PER_LEVEL)
             else:
                 result = asyncio.run(
                     run_load(HOST, port, requests, concurrency, SECONDS_PER_LEVEL, MAX_REQUESTS_PER_LEVEL)
                 )
+            answered = max(1, result.ok + result.errors)
+            run.cpu_ms_per_request.append(
+                (process_tree_cpu_seconds(process.pid) - cpu_before) * 1000 / answered
+            )
             run.loads.append(result)
             print(
-                f"  {name:6} c={concurrency:<3} {result.requests_per_second:7.0f} req/s  "
-                f"p99 {result.percentile_ms(99):6.1f} ms  errors {result.errors}",
+                f"  {name:8} c={concurrency:<3} {result.requests_per_second:7.0f} req/s  "
+                f"p99 {result.percentile_ms(99):6.1f} ms  CPU {run.cpu_ms_per_request[-1]:.3f} ms/req  "
+                f"errors {result.errors}",
                 flush=True,
             )
     except (RuntimeError, TimeoutError) as error:
@@ -190,6 +224,25 @@ def format_table(mlflow_run: ServerRun, ours: ServerRun) -> str:
     return "\n".join(lines)
 
 
+def format_monitoring_table(on: ServerRun, off: ServerRun) -> str:
+    """A Markdown table: our API with drift monitoring on and off, per concurrency (the issue allows 5%):
+    throughput, and the server's CPU per request, which a busy shared machine disturbs far less."""
+    lines = [
+        "| concurrency | monitoring on req/s | off req/s | on/off | on CPU ms/req | off CPU ms/req | "
+        "on/off | on p99 ms | off p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for level, (with_it, without) in enumerate(zip(on.loads, off.loads, strict=True)):
+        on_rate, off_rate = with_it.requests_per_second, without.requests_per_second
+        on_cpu, off_cpu = on.cpu_ms_per_request[level], off.cpu_ms_per_request[level]
+        lines.append(
+            f"| {with_it.concurrency} | {on_rate:.0f} | {off_rate:.0f} | {_ratio(on_rate, off_rate)} | "
+            f"{on_cpu:.3f} | {off_cpu:.3f} | {_ratio(on_cpu, off_cpu)} | "
+            f"{with_it.percentile_ms(99):.1f} | {without.percentile_ms(99):.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def _ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}x" if theirs else "n/a"
 
@@ -205,7 +258,13 @@ def main() -> None:
             for row in rows.to_numpy().tolist()
         ]
         runs = {}
-        for name in ("mlflow", "ours"):
+        # Ours twice: with drift monitoring (the default; the model carries a reference profile) and
+        # without, so the table below shows what monitoring costs on the same machine minutes apart.
+        for name, server, monitoring in (
+            ("mlflow", "mlflow", "true"),
+            ("ours", "ours", "true"),
+            ("ours-off", "ours", "false"),
+        ):
             port = free_port()
             env = {
                 **os.environ,
@@ -213,10 +272,11 @@ def main() -> None:
                 "MODEL_URI": model.registry_uri,
                 "HOST": HOST,
                 "PORT": str(port),
+                "MONITORING_ENABLED": monitoring,
             }
             print(f"starting {name} on port {port} ...", flush=True)
             runs[name] = bench_server(
-                name, server_commands(model.registry_uri, port)[name], env, port, bodies
+                name, server_commands(model.registry_uri, port)[server], env, port, bodies
             )
         print()
         print(
@@ -224,3 +284,12 @@ def main() -> None:
             f"load from {'wrk' if wrk_available() else 'bench/load_generator.py'}."
         )
         print(format_table(runs["mlflow"], runs["ours"]))
+        print()
+        print("Drift monitoring (MONITORING_ENABLED), our API:")
+        print(format_monitoring_table(runs["ours"], runs["ours-off"]))
+        cost = monitoring_cost.measure(model.local_path, bodies)
+        print(
+            f"\nOn the request path alone (one process, the same requests, best of {monitoring_cost.ROUNDS} "
+            f"alternating rounds): {cost.on_us:.1f} us per request with monitoring, {cost.off_us:.1f} us "
+            f"without: {cost.added_us:+.1f} us, {cost.added_us / cost.off_us:+.1%}."
+        )

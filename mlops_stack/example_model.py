@@ -7,12 +7,15 @@ something real to learn and tests can check that its predictions make sense.
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import train_test_split
+
+from service.reference_profile import METADATA_KEY, build_reference_profile
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestRegressor
 
 FEATURES: tuple[str, ...] = ("temperature_c", "vibration_mm_s", "pressure_kpa", "humidity_pct", "rpm")
 TARGET = "throughput_units_per_hour"
@@ -57,10 +60,16 @@ def make_dataset(n_rows: int = 2_000, seed: int = 7) -> pd.DataFrame:
 class TrainedModel:
     """A fitted model, the data it was judged on, and how well it did there."""
 
-    model: RandomForestRegressor
+    model: "RandomForestRegressor"
     params: dict[str, int]
     metrics: dict[str, float]
     test_features: pd.DataFrame
+    train_features: pd.DataFrame
+
+    def reference_profile(self) -> dict[str, Any]:
+        """What the API compares live traffic with: the training inputs and the model's predictions on
+        them (service.reference_profile), logged with the model."""
+        return build_reference_profile(self.train_features, self.model.predict(self.train_features))
 
 
 def train(n_estimators: int = 50, max_depth: int = 12, n_rows: int = 2_000, seed: int = 7) -> TrainedModel:
@@ -69,6 +78,12 @@ def train(n_estimators: int = 50, max_depth: int = 12, n_rows: int = 2_000, seed
     `n_jobs=1`: a serving process predicts a few rows at a time, where joblib's thread pool costs far
     more than it saves.
     """
+    # Imported here: scikit-learn takes seconds to import, and the data alone (make_dataset, used by
+    # scripts.shift_traffic) does not need it.
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.metrics import mean_absolute_error, r2_score
+    from sklearn.model_selection import train_test_split
+
     data = make_dataset(n_rows=n_rows, seed=seed)
     features, target = data[list(FEATURES)], data[TARGET]
     x_train, x_test, y_train, y_test = train_test_split(features, target, test_size=0.25, random_state=seed)
@@ -79,7 +94,9 @@ def train(n_estimators: int = 50, max_depth: int = 12, n_rows: int = 2_000, seed
         "mae": float(mean_absolute_error(y_test, predicted)),
         "r2": float(r2_score(y_test, predicted)),
     }
-    return TrainedModel(model=model, params=params, metrics=metrics, test_features=x_test)
+    return TrainedModel(
+        model=model, params=params, metrics=metrics, test_features=x_test, train_features=x_train
+    )
 
 
 # --- the example model logged with MLflow to a local store (tests and `make bench` serve the same model) ---
@@ -103,8 +120,9 @@ class LoggedModel:
     """Held-out feature rows, in signature order."""
 
 
-def log_example_model(root: Path, n_estimators: int = 50) -> LoggedModel:
-    """Train the example model, log and register it in a SQLite store under `root`, return its URIs."""
+def log_example_model(root: Path, n_estimators: int = 50, with_reference: bool = True) -> LoggedModel:
+    """Train the example model, log and register it in a SQLite store under `root`, return its URIs.
+    `with_reference=False` leaves out the reference profile, as a model logged by other tools would."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -129,6 +147,7 @@ def log_example_model(root: Path, n_estimators: int = 50) -> LoggedModel:
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
                 # Named, not inferred: inferring exports this whole uv project (Pulumi included).
                 pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+                metadata={METADATA_KEY: trained.reference_profile()} if with_reference else None,
             )
         client = mlflow.MlflowClient()
         version = client.search_model_versions(f"name='{REGISTERED_NAME}'")[0].version

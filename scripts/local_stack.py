@@ -5,7 +5,8 @@
 2. the example model trained, registered as `throughput@challenger` and promoted to `@champion`, unless a
    champion already exists (a second run reuses the state; `--retrain` trains a new challenger);
 3. the model API (`python -m service`) pinned to the champion's version, logged in to MLflow as a user
-   that may only read that model (not as the admin), and a curl line that calls it.
+   that may only read that model (not as the admin), a curl line that calls it, and the commands that
+   watch its drift (`/monitoring`, `/metrics`, `scripts/shift_traffic.py`).
 
 `.local/` and everything in it is readable by its owner only (0700 directories, 0600 files), also when
 it was made by an older version with looser modes; a secret file that others could read is refused.
@@ -241,6 +242,15 @@ def example_curl(api_url: str) -> str:
     )
 
 
+def monitoring_commands(api_url: str) -> list[str]:
+    """How a person watches the served model's drift: the JSON, the Prometheus lines, the shift demo."""
+    return [
+        f"curl -sS {api_url}/monitoring",
+        f"curl -sS {api_url}/metrics | grep -E '^model_(drift|feature_drift|prediction_drift|input)'",
+        f"uv run python -m scripts.shift_traffic --api-url {api_url}   # sends shifted rows: watch PSI rise",
+    ]
+
+
 def ensure_champion(client: MlflowClient, model_name: str, retrain: bool) -> str:
     """The champion's version: trained, registered and promoted here when there is none (or on --retrain)."""
     champion = version_by_alias(client, model_name, CHAMPION_ALIAS)
@@ -356,6 +366,9 @@ def run(args: argparse.Namespace) -> None:
         say(f"Logs:       {mlflow_log}, {api_log}")
         say("Try it:")
         say(example_curl(api_url))
+        say("Watch its drift and input quality (README: Monitoring):")
+        for line in monitoring_commands(api_url):
+            say(line)
         say("Ctrl-C stops everything.")
         watch(children)
     except KeyboardInterrupt:

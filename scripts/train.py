@@ -20,6 +20,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from mlops_stack import example_model
+from service.reference_profile import ARTIFACT_FILE, METADATA_KEY
 
 DEFAULT_MODEL_NAME = "throughput"
 DEFAULT_EXPERIMENT = "throughput"
@@ -47,13 +48,17 @@ def train_and_register(
     n_rows: int = 2_000,
     seed: int = 7,
 ) -> RegisteredVersion:
-    """Fit the example model, log params, metrics, signature and input example, register it, alias it."""
+    """Fit the example model, log params, metrics, signature, input example and reference profile, register
+    it, alias it. The profile goes inside the model (MLmodel metadata, what the API reads) and next to it as
+    the run artifact reference_profile.json (what people read)."""
     trained = example_model.train(n_estimators=n_estimators, n_rows=n_rows, seed=seed)
+    profile = trained.reference_profile()
     signature = infer_signature(trained.test_features, trained.model.predict(trained.test_features))
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run:
         mlflow.log_params({**trained.params, "n_rows": n_rows})
         mlflow.log_metrics(trained.metrics)
+        mlflow.log_dict(profile, ARTIFACT_FILE)
         model_info = mlflow.sklearn.log_model(
             trained.model,
             name="model",
@@ -66,6 +71,7 @@ def train_and_register(
             # Left to infer, mlflow exports the whole uv project (Pulumi included) when run from this
             # repository, or else loads the model in a subprocess to watch its imports (seconds).
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            metadata={METADATA_KEY: profile},
         )
     version = str(model_info.registered_model_version)
     MlflowClient().set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)

@@ -15,8 +15,9 @@ from service.errors import install_error_handlers
 from service.metrics import MODEL_LOAD_SECONDS
 from service.middleware import RequestGuard, RequestMetrics
 from service.model_loading import load_with_retries
+from service.monitoring import monitored
 from service.readiness import LoadProgress
-from service.routes import health, invocations, metrics, predict, version
+from service.routes import health, invocations, metrics, monitoring, predict, version
 from service.served_model import ServedModel
 from service.settings import Settings
 
@@ -77,10 +78,11 @@ def create_app(
     app.state.settings = settings
     app.state.model = None
     app.state.plane = None
+    app.state.monitor = None
     app.state.progress = load_progress
     app.state.route_paths = frozenset()
     install_error_handlers(app)
-    for module in (health, metrics, version, invocations):
+    for module in (health, metrics, version, invocations, monitoring):
         app.include_router(module.router)
     app.add_middleware(
         RequestGuard,
@@ -96,7 +98,8 @@ def _install(app: FastAPI, model: ServedModel) -> None:
     """Serve `model`: its data plane, and /predict when its signature names its columns."""
     settings: Settings = app.state.settings
     app.state.model = model
-    app.state.plane = DataPlane(model, settings.max_rows)
+    served, app.state.monitor = monitored(model, settings)
+    app.state.plane = DataPlane(served, settings.max_rows)
     MODEL_LOAD_SECONDS.set(model.load_seconds)
     if model.columns and "/predict" not in app.state.route_paths:  # a lifespan may run more than once
         app.include_router(predict.predict_router(model, settings.max_rows))

@@ -82,6 +82,33 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: Annotated[int, Field(gt=0)] = 8
     """On SIGTERM, how long in-flight requests may finish before exit (Cloud Run kills at 10 s)."""
 
+    monitoring_enabled: bool = True
+    """Watch the inputs and predictions for drift against the model's reference profile (service.monitoring):
+    /metrics, /monitoring and one JSON log line per window. Off, predictions skip it entirely."""
+
+    monitoring_window_rows: Annotated[int, Field(ge=10)] = 1000
+    """The drift window holds at most this many of the latest rows predicted..."""
+
+    monitoring_window_seconds: Annotated[float, Field(gt=0)] = 600.0
+    """...none older than this; it is also the interval of the drift log line (written when rows came in)."""
+
+    monitoring_min_rows: Annotated[int, Field(ge=1)] = 200
+    """Rows the window must hold before drift is scored: PSI over fewer rows is mostly sampling noise
+    (about 0.05 from noise alone at 200 rows and 11 bins). At most MONITORING_WINDOW_ROWS."""
+
+    monitoring_psi_threshold: Annotated[float, Field(gt=0)] = 0.25
+    """PSI above which a column counts as drifting (0.1-0.25 is the usual "moderate shift" band)."""
+
+    @model_validator(mode="after")
+    def _drift_window_can_fill(self) -> Self:
+        """A window that can never hold enough rows would never be scored."""
+        if self.monitoring_min_rows > self.monitoring_window_rows:
+            raise ValueError(
+                f"MONITORING_MIN_ROWS ({self.monitoring_min_rows}) must be at most MONITORING_WINDOW_ROWS "
+                f"({self.monitoring_window_rows}): lower the first or raise the second"
+            )
+        return self
+
     @model_validator(mode="after")
     def _requests_end_before_the_shutdown_grace(self) -> Self:
         """A request still running when the grace ends would get uvicorn's plain-text 500 instead of ours."""

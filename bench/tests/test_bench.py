@@ -1,8 +1,12 @@
 """The benchmark's load generator counts what really happened: successes, errors, latencies, bounds."""
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 
-from bench.compare import ServerRun, format_table
+from bench.compare import ServerRun, format_monitoring_table, format_table, process_tree_cpu_seconds
 from bench.load_generator import LoadResult, post_request, run_load
 
 
@@ -65,3 +69,30 @@ def test_table_reports_ratios() -> None:
     table = format_table(mlflow, ours)
     assert "| 1 | 100 | 400 | 4.00x |" in table
     assert "| start to first good prediction (s) | 10.0 | 5.0 | 0.50x |" in table
+
+
+def test_monitoring_table_reports_on_over_off() -> None:
+    on = ServerRun("ours", loads=[LoadResult(8, 1.0, ok=960, latencies=[0.002])], cpu_ms_per_request=[0.63])
+    off = ServerRun(
+        "ours-off", loads=[LoadResult(8, 1.0, ok=1000, latencies=[0.002])], cpu_ms_per_request=[0.6]
+    )
+    assert "| 8 | 960 | 1000 | 0.96x | 0.630 | 0.600 | 1.05x | 2.0 | 2.0 |" in format_monitoring_table(
+        on, off
+    )
+
+
+def test_cpu_seconds_of_a_process_tree_count_its_children() -> None:
+    """A child burning CPU shows up in its parent's tree, so every forked worker is counted."""
+    burn = (
+        "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", burn])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and process_tree_cpu_seconds(child.pid) < 0.5:
+            time.sleep(0.1)
+        assert process_tree_cpu_seconds(child.pid) >= 0.5
+        assert process_tree_cpu_seconds(os.getpid()) >= process_tree_cpu_seconds(child.pid)
+    finally:
+        child.kill()
+        child.wait()

@@ -161,6 +161,11 @@ def test_serves_predictions_stops_on_ctrl_c_and_reuses_its_state(tmp_path: Path)
         assert len(predictions) == 2
         assert all(isinstance(value, float) for value in predictions)
 
+        # The model trained here carries its reference profile: drift is watched, scored once rows come.
+        watch = first.wait_for_line(f"curl -sS http://127.0.0.1:{api_port}/monitoring")
+        shown = subprocess.run(["bash", "-c", watch], capture_output=True, text=True, timeout=30, check=True)
+        assert json.loads(shown.stdout)["status"] == "not_enough_rows"
+
         # Owner-only state: the directory, MLflow's databases and artifacts, the logs, the secrets.
         assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
         modes = modes_under(state_dir)

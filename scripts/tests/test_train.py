@@ -39,6 +39,13 @@ def test_registers_a_challenger_that_loads_back_with_metrics_signature_and_examp
     sklearn_flavor = model_info.flavors["sklearn"]
     assert sklearn_flavor["serialization_format"] == "skops"
     assert sklearn_flavor["skops_trusted_types"] == SKOPS_TRUSTED_TYPES
+    # The reference profile travels inside the model (what the API reads) and beside it (what people read).
+    assert model_info.metadata is not None
+    profile = model_info.metadata["reference_profile"]
+    assert [column["name"] for column in profile["features"]] == list(example_model.FEATURES)
+    assert profile["rows"] == 225, "the training rows: three quarters of 300"
+    assert profile["prediction"]["kind"] == "numeric"
+    assert mlflow.artifacts.load_dict(f"runs:/{registered.run_id}/reference_profile.json") == profile
 
     # Loading a skops model is gated by this flag in MLflow 3.17, as unpickling is.
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
