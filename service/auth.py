@@ -16,7 +16,10 @@ from pydantic import SecretStr
 
 # Open with a key set: platform probes and scrapers send none, and the docs describe how to call.
 OPEN_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    {
+        *("/healthz", "/readyz", "/ping", "/health", "/metrics"),
+        *("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"),
+    }
 )
 UNAUTHENTICATED = "Missing or wrong API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'."
 

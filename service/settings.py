@@ -1,19 +1,15 @@
 """The model API's settings, read once from the environment (names are the ones infra sets)."""
 
-import os
 from typing import Annotated, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.cpu_quota import usable_cpus
+
 # How much earlier than the shutdown grace ends the request timeout must fire, so that every request in
 # flight at SIGTERM has had its answer (a prediction or our 504) before uvicorn would cancel it.
 SHUTDOWN_MARGIN_SECONDS = 1.0
-
-
-def _cpu_count() -> int:
-    """CPUs this process may run on (the container's quota, not the host's core count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -75,9 +71,10 @@ class Settings(BaseSettings):
     """Port to listen on; Cloud Run and Container Apps set PORT."""
 
     workers: int = Field(
-        default_factory=_cpu_count, ge=1, validation_alias=AliasChoices("WORKERS", "WEB_CONCURRENCY")
+        default_factory=usable_cpus, ge=1, validation_alias=AliasChoices("WORKERS", "WEB_CONCURRENCY")
     )
-    """Server processes (forked after one model load); defaults to the CPUs this container may use."""
+    """Server processes (forked after one model load); defaults to the CPUs this container may use: its
+    affinity capped by its cgroup CPU quota (service.cpu_quota), not the host's core count."""
 
     shutdown_timeout_seconds: Annotated[int, Field(gt=0)] = 8
     """On SIGTERM, how long in-flight requests may finish before exit (Cloud Run kills at 10 s)."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from service.tests.api_process import (
     ApiProcess,
@@ -411,6 +412,11 @@ def test_malformed_http_gets_uvicorns_plain_400_and_is_closed(server: Server) ->
         assert closed_by_server(sock)
     assert answer is not None
     assert (answer.status, answer.body) == (400, b"Invalid HTTP request received.")
+
+
+def test_mlflows_own_client_finds_the_server_ready(server: Server) -> None:
+    """`ScoringServerClient.wait_server_ready` polls /ping without a key: it returns, not times out."""
+    ScoringServerClient("127.0.0.1", server.api.port).wait_server_ready(timeout=10)
 
 
 def test_workers_exit_when_the_parent_is_killed(server: Server) -> None:

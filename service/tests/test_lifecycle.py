@@ -116,6 +116,7 @@ def test_starts_with_the_tracking_server_down_serves_once_it_is_back_and_drains_
         while "retrying" not in waiting.json()["reason"] and time.monotonic() < deadline:
             waiting = api.wait_for("/readyz", status=503)
         refused = api.wait_for("/version", status=503)
+        api.wait_for("/ping", status=404)  # as MLflow's scoring server answers before its model loads
         assert "retrying" in waiting.json()["reason"]
         assert refused.headers["retry-after"] == "5"
         for text in (waiting.text, refused.text):

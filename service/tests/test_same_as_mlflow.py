@@ -61,3 +61,12 @@ def test_identical_predictions(client: TestClient, mlflow_url: str, example_mode
         assert theirs.status_code == 200, theirs.text
         assert ours.status_code == 200, ours.text
         assert ours.json() == theirs.json(), f"{content_type} {str(payload)[:80]}"
+
+
+@pytest.mark.parametrize("path", ["/ping", "/health"])
+def test_health_checks_answer_as_mlflows_do(client: TestClient, mlflow_url: str, path: str) -> None:
+    """Status, body and content type, without a key (ours has one set), as tools written for MLflow expect."""
+    theirs = httpx.get(f"{mlflow_url}{path}", timeout=10)
+    ours = client.get(path)
+    assert (ours.status_code, ours.content) == (theirs.status_code, theirs.content) == (200, b"\n")
+    assert ours.headers["content-type"] == theirs.headers["content-type"]
