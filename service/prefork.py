@@ -11,6 +11,11 @@ prediction routes with 503 and the load's progress, which the parent shares with
 Once the model is loaded the parent forks the ready generation, then stops the unready one; both accept on
 the same socket meanwhile, so no connection is refused during the swap. If the load never succeeds within
 its budget, the unready generation keeps answering 503 until the platform replaces the instance.
+
+A worker that dies on its own (a segfault in a native library, an OOM kill of one process) is replaced by a
+new fork of the same generation, from the parent's already loaded model, as gunicorn's arbiter does; the
+others keep serving meanwhile. Only a crash loop (`MAX_REPLACEMENTS` within `REPLACEMENT_WINDOW_SECONDS`)
+stops the whole server, with status 1, so the platform starts a fresh instance.
 """
 
 import contextlib
@@ -21,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -35,6 +41,10 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 SUPERVISION_TICK_SECONDS = 0.2
+# More worker deaths than this within the window is a crash loop, not bad luck: stop and let the platform
+# replace the instance.
+MAX_REPLACEMENTS = 5
+REPLACEMENT_WINDOW_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -57,8 +67,9 @@ def serve_preforked(settings: Settings, server_options: dict[str, object]) -> No
         supervisor.fork_generation(lambda: create_app(settings, model=model))
         supervisor.retire(unready)
         logger.info("model loaded: replaced the unready workers with %d ready ones", settings.workers)
+    status = supervisor.wait()  # the parent keeps the socket open: a replacement worker accepts on it
     listener.close()
-    sys.exit(supervisor.wait())
+    sys.exit(status)
 
 
 class _Supervisor:
@@ -70,6 +81,8 @@ class _Supervisor:
         self.server_options = server_options
         self.alive: set[int] = set()
         self.retiring: set[int] = set()
+        self.app_of: dict[int, Callable[[], FastAPI]] = {}  # what each worker serves, to fork a replacement
+        self.replaced_at: list[float] = []
         self.stopping = False
         self.status = 0
         self.stop_loading = threading.Event()
@@ -78,21 +91,23 @@ class _Supervisor:
 
     def fork_generation(self, make_app: Callable[[], FastAPI]) -> set[int]:
         """Fork `workers` children, each serving `make_app()` on the shared socket."""
-        generation = set()
-        parent = os.getpid()
-        for _ in range(self.workers):
-            pid = os.fork()
-            if pid == 0:
-                _die_with(parent)
-                # Not the parent's forwarding handlers: uvicorn installs its own once it runs.
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                config = uvicorn.Config(make_app(), **self.server_options)  # type: ignore[arg-type]
-                uvicorn.Server(config).run(sockets=[self.listener])
-                os._exit(0)
-            generation.add(pid)
+        generation = {self._fork(make_app) for _ in range(self.workers)}
         self.alive |= generation
         return generation
+
+    def _fork(self, make_app: Callable[[], FastAPI]) -> int:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _die_with(parent)
+            # Not the parent's forwarding handlers: uvicorn installs its own once it runs.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            config = uvicorn.Config(make_app(), **self.server_options)  # type: ignore[arg-type]
+            uvicorn.Server(config).run(sockets=[self.listener])
+            os._exit(0)
+        self.app_of[pid] = make_app
+        return pid
 
     def load(self, load: Callable[[threading.Event], ServedModel | None]) -> ServedModel | None:
         """Run `load` in a thread, watching the children and the stop signals meanwhile."""
@@ -113,25 +128,41 @@ class _Supervisor:
             _signal(pid, signal.SIGTERM)
 
     def wait(self) -> int:
-        """Block until every child has exited; 1 if one died on its own (the platform restarts us)."""
+        """Block until every child has exited; 1 if workers kept dying (the platform restarts us)."""
         while self.alive:
             self._reap(block=True)
         return self.status
 
     def _reap(self, block: bool) -> None:
         try:
-            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+            pid, wait_status = os.waitpid(-1, 0 if block else os.WNOHANG)
         except ChildProcessError:  # none left, e.g. all reaped while we were signalled
             self.alive.clear()
             return
         if pid == 0 or pid not in self.alive:
             return
         self.alive.discard(pid)
+        make_app = self.app_of.pop(pid)
         if pid in self.retiring or self.stopping:
             return
-        logger.error("worker %d exited unexpectedly; stopping the others", pid)
-        self.status = 1
-        self._stop(signal.SIGTERM)
+        now = time.monotonic()
+        self.replaced_at = [t for t in self.replaced_at if now - t < REPLACEMENT_WINDOW_SECONDS] + [now]
+        if len(self.replaced_at) > MAX_REPLACEMENTS:
+            logger.error(
+                "worker %d exited (%s): %d workers died within %.0f s, stopping the server",
+                pid,
+                _exit_cause(wait_status),
+                len(self.replaced_at),
+                REPLACEMENT_WINDOW_SECONDS,
+            )
+            self.status = 1
+            self._stop(signal.SIGTERM)
+            return
+        replacement = self._fork(make_app)
+        self.alive.add(replacement)
+        logger.error(
+            "worker %d exited (%s); replaced by worker %d", pid, _exit_cause(wait_status), replacement
+        )
 
     def _forward(self, signum: int, _: FrameType | None) -> None:
         self._stop(signum)
@@ -141,6 +172,12 @@ class _Supervisor:
         self.stop_loading.set()
         for pid in self.alive:
             _signal(pid, signum)
+
+
+def _exit_cause(wait_status: int) -> str:
+    if os.WIFSIGNALED(wait_status):
+        return f"killed by {signal.Signals(os.WTERMSIG(wait_status)).name}"
+    return f"status {os.waitstatus_to_exitcode(wait_status)}"
 
 
 def _die_with(parent: int) -> None:

@@ -10,8 +10,10 @@ The classes and their answers are the README's table (`CASES` below, plus the co
 """
 
 import contextlib
+import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -61,7 +63,10 @@ class Server:
         return {"Content-Type": content_type, "X-API-Key": self.key}
 
 
-@pytest.fixture(scope="module", params=["1", "2"], ids=["one-worker", "forked-workers"])
+FORKED_WORKERS = 2
+
+
+@pytest.fixture(scope="module", params=["1", str(FORKED_WORKERS)], ids=["one-worker", "forked-workers"])
 def server(
     example_model: LoggedModel, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Server]:
@@ -417,6 +422,45 @@ def test_malformed_http_gets_uvicorns_plain_400_and_is_closed(server: Server) ->
 def test_mlflows_own_client_finds_the_server_ready(server: Server) -> None:
     """`ScoringServerClient.wait_server_ready` polls /ping without a key: it returns, not times out."""
     ScoringServerClient("127.0.0.1", server.api.port).wait_server_ready(timeout=10)
+
+
+def worker_pids(api: ApiProcess) -> set[int]:
+    return {
+        int(pid)
+        for pid in Path(f"/proc/{api.process.pid}/task/{api.process.pid}/children").read_text().split()
+    }
+
+
+def test_a_killed_worker_is_replaced_and_the_server_keeps_serving(server: Server) -> None:
+    """kill -9 of one pre-forked worker (an OOM kill, a native crash): the parent forks a replacement from
+    the loaded model; the server never goes down and serves on."""
+    if server.api.process.poll() is not None or not worker_pids(server.api):
+        pytest.skip("a single-worker server has no parent to replace its worker")
+    deadline = time.monotonic() + 15
+    while len(before := worker_pids(server.api)) != FORKED_WORKERS and time.monotonic() < deadline:
+        time.sleep(0.1)  # the unready generation may still be finishing its requests
+    assert len(before) == FORKED_WORKERS, before
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        after = worker_pids(server.api)
+        if len(after) == len(before) and victim not in after:
+            break
+        time.sleep(0.1)
+    assert victim not in after, f"workers {before} -> {after}"
+    assert len(after) == len(before), f"workers {before} -> {after}"
+    assert server.api.process.poll() is None, "the server went down with its worker"
+    for _ in range(2 * len(after)):  # new connections, so every worker has its turn
+        answer = exchange(
+            server.api.port,
+            request_bytes(
+                "POST", "/invocations", server.headers(), rows_body("/invocations", [row(server.model)])
+            ),
+        )
+        assert answer is not None
+        assert answer.status == 200
+    assert f"worker {victim} exited (killed by SIGKILL); replaced by worker" in server.api.log()
 
 
 def test_workers_exit_when_the_parent_is_killed(server: Server) -> None:
