@@ -30,6 +30,7 @@ from bench.load_generator import LoadResult, post_request, run_load
 from bench.wrk_load import run_wrk, wrk_available
 from mlops_stack.example_model import log_example_model
 from mlops_stack.ports import free_port
+from service.cpu_quota import usable_cpus
 
 CONCURRENCIES = (1, 8, 32)
 SECONDS_PER_LEVEL = 6.0
@@ -50,12 +51,13 @@ class ServerRun:
     """Server CPU (all its processes) per answered request, per load level."""
 
 
-def server_commands(model_uri: str, port: int) -> dict[str, list[str]]:
-    """The two servers under test, each with its defaults."""
+def server_commands(model_uri: str, port: int, workers: int) -> dict[str, list[str]]:
+    """The two servers under test, with the same number of worker processes (mlflow's default is one;
+    ours, the CPUs the container may use: left to defaults, the ratio would compare worker counts)."""
     return {
         "mlflow": [
             sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-            "--env-manager", "local", "--host", HOST, "--port", str(port),
+            "--env-manager", "local", "--host", HOST, "--port", str(port), "--workers", str(workers),
         ],
         "ours": [sys.executable, "-m", "service"],
     }  # fmt: skip
@@ -258,6 +260,7 @@ def main() -> None:
             for row in rows.to_numpy().tolist()
         ]
         runs = {}
+        workers = usable_cpus()
         # Ours twice: with drift monitoring (the default; the model carries a reference profile) and
         # without, so the table below shows what monitoring costs on the same machine minutes apart.
         for name, server, monitoring in (
@@ -273,14 +276,16 @@ def main() -> None:
                 "HOST": HOST,
                 "PORT": str(port),
                 "MONITORING_ENABLED": monitoring,
+                "WORKERS": str(workers),
             }
             print(f"starting {name} on port {port} ...", flush=True)
             runs[name] = bench_server(
-                name, server_commands(model.registry_uri, port)[server], env, port, bodies
+                name, server_commands(model.registry_uri, port, workers)[server], env, port, bodies
             )
         print()
         print(
             f"Model: RandomForestRegressor, 50 trees; 1-row dataframe_split requests; {os.cpu_count()} CPUs; "
+            f"{workers} workers each; "
             f"load from {'wrk' if wrk_available() else 'bench/load_generator.py'}."
         )
         print(format_table(runs["mlflow"], runs["ours"]))
