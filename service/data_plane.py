@@ -117,7 +117,9 @@ class DataPlane:
         if matrix is not None:
             return self._score_matrix(matrix, payload.get("params"))
         check_mlflow_width(payload, self.model.column_names)
-        return self._score_with_mlflow(lambda schema: mlflow_json_input(payload, schema))
+        return self._score_with_mlflow(
+            lambda schema: mlflow_json_input(payload, schema, self.model.takes_inputs_as_sent)
+        )
 
     def _score_csv(self, body: bytes) -> Prediction:
         return self._score_with_mlflow(lambda schema: mlflow_csv_input(body, schema, self.model.column_names))

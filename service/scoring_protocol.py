@@ -101,9 +101,23 @@ def check_mlflow_width(payload: dict[str, Any], names: tuple[str, ...]) -> None:
             check_width(len(row), names, "input")
 
 
-def mlflow_json_input(payload: dict[str, Any], schema: Any) -> tuple[Any, dict[str, Any] | None]:
-    """MLflow's own parse of the JSON layouts, and the `params` to pass to predict."""
+def mlflow_json_input(
+    payload: dict[str, Any], schema: Any, inputs_as_sent: bool = False
+) -> tuple[Any, dict[str, Any] | None]:
+    """MLflow's own parse of the JSON layouts, and the `params` to pass to predict.
+
+    With `inputs_as_sent` (a model whose signature comes from type hints) only `inputs` is accepted, and
+    passed to predict as decoded, which then checks it against the hints: what MLflow's scoring server
+    does (mlflow/pyfunc/scoring_server `_parse_json_data`).
+    """
     data = {key: value for key, value in payload.items() if key in FORMATS}
+    if inputs_as_sent:
+        if "inputs" not in data:
+            raise InputError(
+                'This model takes {"inputs": ...} (its signature comes from type hints), '
+                f"got {echo_names(sorted(data))}."
+            )
+        return data["inputs"], payload.get("params")
     return infer_and_parse_data(data, schema), payload.get("params")
 
 

@@ -50,6 +50,10 @@ class ServedModel:
         self.columns = _named_columns(self.input_schema)
         self.column_names = tuple(column.name for column in self.columns)
         self.fast_predictor = self._verified_fast_predictor()
+        # A PythonModel whose predict is type-hinted (MLflow's recommended style) takes `inputs` as sent:
+        # MLflow's scoring server skips its DataFrame parsing for it, and so do we (scoring_protocol).
+        is_from_type_hints = getattr(pyfunc.metadata, "_is_signature_from_type_hint", None)
+        self.takes_inputs_as_sent = bool(is_from_type_hints and is_from_type_hints())
 
     def predict_pyfunc(self, data: Any) -> Any:
         """MLflow's own predict (schema enforcement included): the reference for every other path."""
