@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -264,6 +265,17 @@ class ContainerSettings:
     max_instances: int
 
 
+# Each pinned model version's own requirements.txt (what MLflow logged with it), kept in the repository so
+# that the API image built for a pin is reviewable and rebuilt exactly as previewed:
+# stacks/models/<name>/<version>/requirements.txt, written by `scripts/promote.py --save-requirements`.
+MODEL_ENVIRONMENTS = Path(__file__).resolve().parent.parent / "stacks" / "models"
+
+
+def model_environment(name: str, version: int | str) -> Path:
+    """The folder holding a registered model version's requirements.txt."""
+    return MODEL_ENVIRONMENTS / name / str(version)
+
+
 @dataclass(frozen=True)
 class ModelPin:
     """The one registered model version the API serves, and where its files are in the artifact store."""
@@ -271,6 +283,11 @@ class ModelPin:
     name: str
     version: int
     source: str  # artifact-store URI of the version's model directory, e.g. gs://bucket/mlflow/1/models/m-…
+
+    @property
+    def environment(self) -> Path:
+        """The folder holding this version's requirements.txt: the API image's `model` build context."""
+        return model_environment(self.name, self.version)
 
 
 @dataclass(frozen=True)
@@ -571,6 +588,8 @@ def load_settings(
     )
     if cloud is Cloud.GCP:
         _check_gcp_subjects(check, settings)
+    if model is not None and settings.api_image is None:
+        _check_model_environment(check, model)
     if check.problems:
         raise ConfigError(stack, check.problems)
     return settings
@@ -682,6 +701,19 @@ def _model_pin(check: _Checker, rules: CloudRules, name: str) -> ModelPin | None
         check.fail("modelSource", f"{source!r} is not in this cloud's artifact store", f"expected {scheme}…")
         return None
     return ModelPin(name=name, version=int(version), source=source)
+
+
+def _check_model_environment(check: _Checker, model: ModelPin) -> None:
+    """The API image this program builds installs the pinned version's own requirements."""
+    requirements = model.environment / "requirements.txt"
+    if not requirements.is_file():
+        check.fail(
+            "modelVersion",
+            f"{requirements.relative_to(MODEL_ENVIRONMENTS.parent.parent)} is missing: the API image "
+            f"installs the packages version {model.version} of {model.name!r} was logged with",
+            "write it with `uv run python -m scripts.promote --print-pin --save-requirements` and commit it "
+            "(or set apiImage to an image built for this model)",
+        )
 
 
 def _state_location(

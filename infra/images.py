@@ -24,7 +24,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker_build as docker_build
 
-from infra.config import StackSettings
+from infra.config import ModelPin, StackSettings
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 TRACKING_DOCKERFILE = "infra/mlflow_server/Dockerfile"
@@ -43,10 +43,47 @@ class RegistryLogin:
     password: pulumi.Input[str]
 
 
+# The API Dockerfile's named build context for the pinned model's requirements (`COPY --from=model`).
+MODEL_CONTEXT = "model"
+
+
 @dataclass(frozen=True)
 class ImageRefs:
     tracking: pulumi.Input[str]
-    api: pulumi.Input[str]
+    api: pulumi.Input[str] | None  # None until a model version is pinned: the API image is built for it
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What one image is built from, beyond the repository root context and its Dockerfile."""
+
+    named_contexts: dict[str, Path]
+    build_args: dict[str, str]
+
+    def digest(self) -> str:
+        """Over what pulumi-docker-build hashes of the named contexts (their files' paths, modes, contents)
+        and the build arguments, which its diff compares as inputs."""
+        digest = hashlib.sha256()
+        for context_name, location in sorted(self.named_contexts.items()):
+            digest.update(context_name.encode())
+            for path in sorted(p for p in location.rglob("*") if p.is_file()):
+                digest.update(path.relative_to(location).as_posix().encode())
+                digest.update(oct(path.lstat().st_mode).encode())
+                digest.update(path.read_bytes())
+        for key, value in sorted(self.build_args.items()):
+            digest.update(f"{key}={value}".encode())
+        return digest.hexdigest()
+
+
+NO_INPUTS = BuildInputs(named_contexts={}, build_args={})
+
+
+def api_build_inputs(settings: StackSettings, model: ModelPin) -> BuildInputs:
+    """The pinned version's requirements and the cloud whose storage client the API reads its model with."""
+    return BuildInputs(
+        named_contexts={MODEL_CONTEXT: model.environment},
+        build_args={"CLOUD": settings.cloud.value},
+    )
 
 
 def build_images(
@@ -54,11 +91,19 @@ def build_images(
 ) -> ImageRefs:
     """Build and push whichever image config does not already name, and return digest references."""
     tracking = settings.tracking_image or _build(
-        f"{name}-tracking-image", TRACKING_DOCKERFILE, "mlflow-tracking", settings, login, parent
+        f"{name}-tracking-image", TRACKING_DOCKERFILE, "mlflow-tracking", NO_INPUTS, settings, login, parent
     )
-    api = settings.api_image or _build(
-        f"{name}-api-image", API_DOCKERFILE, "model-api", settings, login, parent
-    )
+    api: pulumi.Input[str] | None = settings.api_image
+    if api is None and settings.model is not None:
+        api = _build(
+            f"{name}-api-image",
+            API_DOCKERFILE,
+            "model-api",
+            api_build_inputs(settings, settings.model),
+            settings,
+            login,
+            parent,
+        )
     return ImageRefs(tracking=tracking, api=api)
 
 
@@ -66,18 +111,29 @@ def _build(
     resource_name: str,
     dockerfile: str,
     image_name: str,
+    inputs: BuildInputs,
     settings: StackSettings,
     login: RegistryLogin,
     parent: pulumi.Resource,
 ) -> pulumi.Output[str]:
-    # A tag per build context: registries with immutable tags (ECR) accept every new build, and the same
-    # context keeps the same tag, so an unchanged image is neither rebuilt nor pushed again.
-    version = context_digest(REPOSITORY_ROOT / dockerfile)[:12]
+    # A tag per build input: registries with immutable tags (ECR) accept every new build, and the same
+    # inputs keep the same tag, so an unchanged image is neither rebuilt nor pushed again.
+    version = hashlib.sha256(
+        (context_digest(REPOSITORY_ROOT / dockerfile) + inputs.digest()).encode()
+    ).hexdigest()[:12]
     tag = pulumi.Output.concat(login.repository_prefix, f"/{image_name}:{settings.stack}-{version}")
     image = docker_build.Image(
         resource_name,
-        context=docker_build.BuildContextArgs(location=str(REPOSITORY_ROOT)),
+        context=docker_build.BuildContextArgs(
+            location=str(REPOSITORY_ROOT),
+            named={
+                context_name: docker_build.ContextArgs(location=str(location))
+                for context_name, location in inputs.named_contexts.items()
+            }
+            or None,
+        ),
         dockerfile=docker_build.DockerfileArgs(location=str(REPOSITORY_ROOT / dockerfile)),
+        build_args=inputs.build_args or None,
         # The serverless platforms run linux/amd64.
         platforms=[docker_build.Platform.LINUX_AMD64],
         push=True,

@@ -6,21 +6,27 @@ challenger of a model becomes champion unopposed. Only aliases move: the depreca
     python -m scripts.promote --model-name throughput                      # decide and report
     python -m scripts.promote --metric r2 --higher-is-better               # judge on another metric
     python -m scripts.promote --print-pin --artifacts-destination gs://b   # what a deploy pins
+    python -m scripts.promote --print-pin --save-requirements             # ... and the image it needs
 
 Exit code 0 whether or not the alias moved; non-zero only when the decision cannot be made (no
 challenger, a version without the metric, the tracking server refusing us).
 `--print-pin` prints `modelVersion=` and `modelSource=` lines, the values the Pulumi stacks pin as
 `mlops-stack:modelVersion` and `mlops-stack:modelSource` (and the format `$GITHUB_OUTPUT` takes).
+`--save-requirements` also writes the champion's own requirements.txt (what MLflow logged with it) to
+`stacks/models/<name>/<version>/`, where the program builds the API image from: commit it with the pin.
 """
 
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
+import mlflow.artifacts
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
+from infra.config import model_environment
 from scripts.train import CHALLENGER_ALIAS, DEFAULT_MODEL_NAME, require_tracking_uri
 
 CHAMPION_ALIAS = "champion"
@@ -156,6 +162,16 @@ def champion_pin(
     return ChampionPin(version=version, source=source)
 
 
+def save_requirements(model_name: str, version: str, destination: Path) -> Path:
+    """Copy the version's logged requirements.txt into `destination` (for a deploy:
+    `model_environment(name, version)`, where the program builds the API image from)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    downloaded = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{model_name}/{version}/requirements.txt", dst_path=str(destination)
+    )
+    return Path(downloaded)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.promote", description=__doc__.splitlines()[0])
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name")
@@ -176,7 +192,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --print-pin: the tracking server's artifact destination (stack output artifactRoot), "
         "to turn mlflow-artifacts:/ URIs into bucket URIs",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--save-requirements",
+        action="store_true",
+        help="with --print-pin: also write the champion's requirements.txt to "
+        "stacks/models/<name>/<version>/",
+    )
+    args = parser.parse_args(argv)
+    if (args.save_requirements or args.artifacts_destination) and not args.print_pin:
+        parser.error("--save-requirements and --artifacts-destination go with --print-pin")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,6 +212,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.print_pin:
             pin = champion_pin(client, args.model_name, args.artifacts_destination)
             print(f"modelVersion={pin.version}\nmodelSource={pin.source}")
+            if args.save_requirements:
+                saved = save_requirements(
+                    args.model_name, pin.version, model_environment(args.model_name, pin.version)
+                )
+                print(f"modelRequirements={saved}")
             return
         decision = promote(client, args.model_name, args.metric, args.higher_is_better)
     except (PromotionError, MlflowException) as error:

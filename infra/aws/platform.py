@@ -85,7 +85,7 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=child,
         )
         api_url: pulumi.Input[str] = ""
-        if settings.model is not None:
+        if settings.model is not None and images.api is not None:
             api_url = ModelApi(
                 f"{name}-api",
                 ModelApiArgs(

@@ -8,6 +8,7 @@ import yaml
 
 from infra.config import (
     KEYS,
+    MODEL_ENVIRONMENTS,
     PROJECT_KEYS,
     STATIC_DEFAULTS,
     ApiAuth,
@@ -159,9 +160,28 @@ def test_the_model_pin_needs_both_halves_and_this_clouds_store():
     assert any("modelSource: is not set" in p for p in problems_of({**GOOD, "mlops-stack:modelVersion": "3"}))
     wrong_store = {**GOOD, "mlops-stack:modelVersion": "3", "mlops-stack:modelSource": "s3://b/m"}
     assert any("expected gs://" in p for p in problems_of(wrong_store))
-    pinned = settings_from({**wrong_store, "mlops-stack:modelSource": "gs://b/mlflow/1/models/m-1/artifacts"})
+    pinned = settings_from(
+        {
+            **wrong_store,
+            "mlops-stack:modelVersion": "1",
+            "mlops-stack:modelSource": "gs://b/mlflow/1/models/m-1/artifacts",
+        }
+    )
     assert pinned.model is not None
-    assert (pinned.model.name, pinned.model.version) == ("throughput", 3)
+    assert (pinned.model.name, pinned.model.version) == ("throughput", 1)
+    assert pinned.model.environment == MODEL_ENVIRONMENTS / "throughput" / "1"
+
+
+def test_a_pinned_version_needs_its_requirements_unless_its_image_is_prebuilt():
+    """The API image installs the pinned version's own requirements, kept in the repository."""
+    pin = {**GOOD, "mlops-stack:modelVersion": "2", "mlops-stack:modelSource": "gs://b/mlflow/1/models/m-2/a"}
+    [problem] = problems_of(pin)
+    assert problem.startswith(
+        "mlops-stack:modelVersion: stacks/models/throughput/2/requirements.txt is missing"
+    )
+    assert "scripts.promote --print-pin --save-requirements" in problem
+    prebuilt = {**pin, "mlops-stack:apiImage": "r.example/api@sha256:" + "a" * 64}
+    assert settings_from(prebuilt).api_image == prebuilt["mlops-stack:apiImage"]
 
 
 def test_iam_auth_is_gcp_only():

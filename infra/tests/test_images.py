@@ -6,6 +6,7 @@ keep its tag. These tests change files in a copy of the repository's build input
 tags.
 """
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -14,15 +15,20 @@ import pytest
 
 from infra.images import (
     API_DOCKERFILE,
+    MODEL_CONTEXT,
     REPOSITORY_ROOT,
     TRACKING_DOCKERFILE,
+    BuildInputs,
     IgnorePattern,
+    api_build_inputs,
     context_digest,
     context_files,
     copied_sources,
     ignore_file,
     is_ignored,
 )
+from infra.platform import load_stack_settings
+from testing.pulumi_program import EXAMPLE_REPOSITORY, stack_config
 
 DOCKERFILES = (TRACKING_DOCKERFILE, API_DOCKERFILE)
 
@@ -163,3 +169,63 @@ def test_a_new_file_or_a_mode_change_in_an_image_retags_it_alone(build_inputs: P
 )
 def test_ignore_patterns_follow_the_dockerignore_rules(patterns: list[str], path: str, ignored: bool) -> None:
     assert is_ignored(path, [IgnorePattern.parse(p) for p in patterns]) is ignored
+
+
+def _stage_names_and_named_sources(dockerfile: Path) -> tuple[set[str], set[str]]:
+    """The Dockerfile's stage names, and the `--from=` sources of its COPY lines that are none of them (named
+    build contexts, or images)."""
+    stages, sources = set(), set()
+    for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        if words and words[0].upper() == "FROM" and len(words) >= 4 and words[-2].upper() == "AS":
+            stages.add(words[-1])
+        if words and words[0].upper() == "COPY":
+            sources |= {word.split("=", 1)[1] for word in words[1:] if word.startswith("--from=")}
+    return stages, {source for source in sources if source not in stages and ":" not in source}
+
+
+def _build_args_declared(dockerfile: Path) -> set[str]:
+    return {
+        line.split()[1].split("=")[0]
+        for line in dockerfile.read_text().splitlines()
+        if line.upper().startswith("ARG ")
+    }
+
+
+def test_the_api_image_gets_exactly_the_named_contexts_and_arguments_its_dockerfile_takes() -> None:
+    dockerfile = REPOSITORY_ROOT / API_DOCKERFILE
+    config = stack_config(
+        "gcp",
+        "dev",
+        {"gcp:project": "my-project", "gcp:region": "europe-west1"},
+        EXAMPLE_REPOSITORY,
+        modelVersion="1",
+        modelSource="gs://b/mlflow/1/models/m-1/artifacts",
+    )
+    settings = load_stack_settings(read=config.get, stack="gcp-dev")
+    assert settings.model is not None
+    inputs = api_build_inputs(settings, settings.model)
+    _, named_sources = _stage_names_and_named_sources(dockerfile)
+    assert named_sources == set(inputs.named_contexts) == {MODEL_CONTEXT}
+    assert _build_args_declared(dockerfile) == set(inputs.build_args) == {"CLOUD"}
+    assert inputs.named_contexts[MODEL_CONTEXT] == REPOSITORY_ROOT / "stacks/models/throughput/1"
+    # The Dockerfile copies requirements.txt from that context.
+    assert (inputs.named_contexts[MODEL_CONTEXT] / "requirements.txt").is_file()
+
+
+def test_the_api_image_tag_follows_its_own_model_versions_requirements(tmp_path: Path) -> None:
+    first, second = tmp_path / "throughput" / "1", tmp_path / "throughput" / "2"
+    for folder in (first, second):
+        folder.mkdir(parents=True)
+        (folder / "requirements.txt").write_text("mlflow==3.17.2\nscikit-learn==1.9.1\n")
+
+    def digest(folder: Path, cloud: str = "gcp") -> str:
+        return BuildInputs(named_contexts={MODEL_CONTEXT: folder}, build_args={"CLOUD": cloud}).digest()
+
+    before = digest(first)
+    assert digest(second) == before  # the same requirements build the same image
+    (second / "requirements.txt").write_text("mlflow==3.17.2\nxgboost==3.1.0\n")
+    assert digest(first) == before  # another version's change leaves this one alone
+    (first / "requirements.txt").write_text("mlflow==3.17.2\nscikit-learn==1.9.2\n")
+    assert digest(first) != before
+    assert digest(first, "aws") != digest(first, "gcp")

@@ -5,12 +5,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow.pyfunc
 import pytest
 from mlflow.tracking import MlflowClient
 
-from scripts.promote import CHAMPION_ALIAS, PromotionError, champion_pin, main, promote, version_by_alias
+from scripts.promote import (
+    CHAMPION_ALIAS,
+    PromotionError,
+    champion_pin,
+    main,
+    promote,
+    save_requirements,
+    version_by_alias,
+)
 from scripts.tests.sizes import STRONG, WEAK
 from scripts.train import train_and_register
+from service.image_build.environment import parse
 from testing.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
@@ -132,3 +142,23 @@ def test_cli_without_a_challenger_fails_with_the_reason(
     with pytest.raises(SystemExit) as exit_info:
         main(["--model-name", model_name])
     assert f"promotion failed: model '{model_name}' has no @challenger version" in str(exit_info.value.code)
+
+
+def test_the_champions_logged_requirements_are_saved_for_its_image(
+    mlflow_client_env: MlflowServer, model_name: str, tmp_path: Path
+) -> None:
+    """What `--save-requirements` writes is the version's own requirements.txt, which the API image build
+    (service/image_build/environment.py) takes as it is."""
+    version = train_and_register(model_name=model_name, **WEAK).version
+    saved = save_requirements(model_name, version, tmp_path / model_name / version)
+    assert saved == tmp_path / model_name / version / "requirements.txt"
+    logged = mlflow.pyfunc.get_model_dependencies(f"models:/{model_name}/{version}")
+    assert saved.read_text() == Path(logged).read_text()
+    names = {requirement.name for requirement in parse(saved.read_text(), str(saved))}
+    assert {"mlflow", "scikit-learn", "skops"} <= names
+
+
+def test_save_requirements_goes_with_print_pin(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--save-requirements"])
+    assert "--save-requirements and --artifacts-destination go with --print-pin" in capsys.readouterr().err

@@ -59,14 +59,15 @@ class ApiProcess:
 
 
 @contextmanager
-def api_process(log_dir: Path, **environment: str) -> Iterator[ApiProcess]:
-    """Start `python -m service` with `environment` (upper-case setting names); kill it on the way out."""
+def api_process(log_dir: Path, *, python: str = sys.executable, **environment: str) -> Iterator[ApiProcess]:
+    """Start `python -m service` with `environment` (upper-case setting names) and the given interpreter
+    (by default this one); kill it on the way out."""
     port = free_port()
     log_path = log_dir / f"api-{port}.log"
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **environment}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service"],
+            [python, "-m", "service"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -21,7 +21,6 @@ from infra.tests.aws.conftest import (
     EXPRESS_ENDPOINT,
     REGION,
     bucket_name,
-    config_for,
     express_service,
     role_policy,
     run_aws,
@@ -289,7 +288,7 @@ def test_everything_is_tagged_through_the_provider(environment: str) -> None:
 
 def test_prebuilt_images_are_deployed_as_given_without_a_build() -> None:
     image = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/aws-dev/mlflow-tracking@sha256:{'a' * 64}"
-    run = run_aws("dev", config_for("dev", trackingImage=image))
+    run = run_aws("dev", with_model("dev", trackingImage=image))
     assert express_service(run, "tracking").inputs["primaryContainer"]["image"] == image
     assert [i.name for i in run.of_type("docker-build:index:Image")] == ["aws-dev-api-image"]
 

@@ -2,7 +2,7 @@
 
 import json
 
-from infra.tests.aws.conftest import ACCOUNT_ID, REGION, bucket_name, run_aws, statements
+from infra.tests.aws.conftest import ACCOUNT_ID, REGION, bucket_name, run_aws, statements, with_model
 
 BUCKET = "aws:s3/bucket:Bucket"
 SECRET_MARKER = "4dabf18193072939515e22adb298388d"  # Pulumi's signature key of a secret value
@@ -92,7 +92,8 @@ def test_repositories_are_immutable_scanned_and_pruned(environment: str) -> None
 
 
 def test_images_are_pushed_with_ecr_short_lived_token_and_deployed_by_digest() -> None:
-    run = run_aws("dev")
+    run = run_aws("dev", with_model("dev"))
+    assert len(run.of_type("docker-build:index:Image")) == 2
     assert ("aws:ecr/getAuthorizationToken:getAuthorizationToken", {}) in [
         (token, {}) for token, _ in run.calls
     ]
@@ -104,3 +105,5 @@ def test_images_are_pushed_with_ecr_short_lived_token_and_deployed_by_digest() -
         assert registry["address"] == f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
         assert registry["username"] == "AWS"
         assert image.inputs["tags"][0].startswith(f"{run.outputs['registry']}/")
+        if image.name.endswith("-api-image"):
+            assert image.inputs["buildArgs"] == {"CLOUD": "aws"}

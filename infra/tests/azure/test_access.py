@@ -183,7 +183,7 @@ def test_a_sandbox_deploys_into_the_dev_stacks_group_for_sandboxes() -> None:
 def test_images_are_pushed_with_an_exchanged_token_not_a_registry_key() -> None:
     """Admin user off; the push password is the ACR refresh token exchanged for the deployer's Entra ID
     token at this stack's registry, and it is a secret."""
-    result = standard_run("dev", model=False)
+    result = standard_run("dev", model=True)
     registry = result.run.one("azure-native:containerregistry:Registry").inputs
     assert registry["adminUserEnabled"] is False
     assert registry["anonymousPullEnabled"] is False
@@ -191,6 +191,8 @@ def test_images_are_pushed_with_an_exchanged_token_not_a_registry_key() -> None:
     assert result.exchange.requests == [(login_server, TENANT_ID, AAD_TOKEN)]
     images = result.run.of_type("docker-build:index:Image")
     assert len(images) == 2
+    [api] = [image for image in images if image.name.endswith("-api-image")]
+    assert api.inputs["buildArgs"] == {"CLOUD": "azure"}
     for image in images:
         registries = image.inputs["registries"]
         assert registries[rpc._special_sig_key] == rpc._special_secret_sig  # sent to the engine as a secret

@@ -125,7 +125,7 @@ def test_no_model_api_until_a_model_is_pinned() -> None:
     apps = result.run.of_type("azure-native:app:ContainerApp")
     assert [app.inputs["containerAppName"] for app in apps] == ["azure-dev-mlflow"]
     api_resources = [r.name for r in result.run.resources if r.name.startswith("azure-dev-api")]
-    assert api_resources == ["azure-dev-api-image"]  # the image is built (core's choice), nothing runs it
+    assert api_resources == []  # not even its image: the API image is built for a pinned model
     assert result.run.outputs["apiUrl"] == ""
     assert result.run.outputs["modelUri"] == ""
 

@@ -22,7 +22,7 @@ from testing.pulumi_program import example_stack_config, stack_config
 
 LONGEST_ID = "a" * 29 + "z"  # a sandbox id may have 30 characters (infra.config.SANDBOX_STACK)
 LONGEST_REPOSITORY = "a" * 39 + "/" + "r" * 100
-MODEL = {"modelVersion": "12", "modelSource": MODEL_SOURCE}
+MODEL = {"modelVersion": "1", "modelSource": MODEL_SOURCE}
 # State locations as bootstrap makes them, with the longest names Azure takes (container 63, key 127).
 STATE = {
     "stateBackend": f"azblob://{'c' * 63}?storage_account={'s' * 24}",

@@ -35,7 +35,7 @@ def model_source(stack: str, project: str = PROJECT) -> str:
 
 
 def with_model(environment: str = "dev", **overrides: str | None) -> dict[str, str | None]:
-    return {"modelVersion": "3", "modelSource": model_source(STACKS[environment]), **overrides}
+    return {"modelVersion": "1", "modelSource": model_source(STACKS[environment]), **overrides}
 
 
 def gcp_outputs(args: MockResourceArgs) -> Mapping[str, Any]:

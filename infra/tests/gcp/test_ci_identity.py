@@ -81,7 +81,7 @@ def run_dev_with_sandboxes(**overrides: str | None) -> ProgramRun:
 def runs() -> dict[str, ProgramRun]:
     return {
         "dev": run_dev_with_sandboxes(**with_model()),
-        "staging": run_env("staging", modelVersion="3", modelSource=model_source("gcp-staging")),
+        "staging": run_env("staging", modelVersion="1", modelSource=model_source("gcp-staging")),
         "prod": run_env("prod", **with_model("prod")),
     }
 
@@ -379,7 +379,7 @@ def test_the_sandbox_account_reaches_sandbox_named_resources_even_for_the_longes
     sandbox = run_stack(
         config_for(
             "sandbox",
-            **{"gcp:project": SANDBOX_PROJECT, "modelVersion": "3"},
+            **{"gcp:project": SANDBOX_PROJECT, "modelVersion": "1"},
             modelSource=model_source(LONGEST_SANDBOX, SANDBOX_PROJECT),
         ),
         LONGEST_SANDBOX,

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from infra.config import MODEL_ENVIRONMENTS
 from infra.gcp.ci_identity import sandbox_deployer_email
 from infra.tests.gcp.conftest import (
     MODEL_PATH,
@@ -266,6 +267,12 @@ def test_images_are_built_and_deployed_by_digest(stack_run: ProgramRun) -> None:
         assert registry["password"] == "mock-access-token"
     for service in stack_run.of_type(SERVICE):
         assert "@sha256:" in service.inputs["template"]["containers"][0]["image"]
+    # The API image is built for the pinned version: its requirements, and GCP's storage client.
+    api = next(image for image in images if image.name.endswith("-api-image"))
+    assert api.inputs["context"]["named"] == {
+        "model": {"location": str(MODEL_ENVIRONMENTS / "throughput" / "1")}
+    }
+    assert api.inputs["buildArgs"] == {"CLOUD": "gcp"}
 
 
 def test_prebuilt_images_are_deployed_as_given_and_nothing_is_built() -> None:
