@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_stack.cost.estimate import Estimate
+from mlops_stack.cost.estimate import HOURS_PER_MONTH, Estimate
 from mlops_stack.cost.inventory import StackInventory, take_inventory
 from mlops_stack.cost.sheet import load_sheet
 from scripts import cost
@@ -152,8 +152,32 @@ def test_the_line_by_line_output_names_each_meter_and_the_assumptions(
     assert "interface_endpoint_zone_hour" in out
     assert "fargate_vcpu_hour" in out
     assert "read Pulumi.aws-dev.yaml as a sandbox" in out
-    assert "not priced" in out
+    # The logs meters are billed by use: no price in the sheet, and no quantity in the estimate.
+    assert re.search(r"cloudwatch_logs_ingest_gb +0\.0 +unpriced", out)
     assert "assumptions:" in out
+
+
+def test_a_price_not_found_is_printed_as_unpriced_and_left_out_of_the_total(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cost.main(["gcp-dev", "--json"]) == 0
+    priced = json.loads(capsys.readouterr().out)
+    sheet = load_sheet("gcp")
+    micro = "cloud_sql_db-f1-micro_hour"
+    micro_usd = sheet.prices[micro].usd
+    assert micro_usd is not None
+    prices = {**sheet.prices, micro: dataclasses.replace(sheet.prices[micro], usd=None)}
+    monkeypatch.setattr(cost, "load_sheet", lambda cloud: dataclasses.replace(sheet, prices=prices))
+
+    assert cost.main(["gcp-dev"]) == 0
+    out = capsys.readouterr().out
+    assert f"its entry names the page to read):\n  - {micro}\n" in out
+    assert cost.main(["gcp-dev", "--json"]) == 0
+    unpriced = json.loads(capsys.readouterr().out)
+    assert unpriced["unpriced"] == [micro]
+    assert unpriced["idle_usd_per_month"] == pytest.approx(
+        priced["idle_usd_per_month"] - HOURS_PER_MONTH * micro_usd, abs=0.01
+    )
 
 
 def test_a_type_missing_from_the_sheet_is_refused_with_what_to_add(
