@@ -7,6 +7,8 @@ import dataclasses
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -141,6 +143,31 @@ def test_another_checkouts_stack_files_give_that_checkouts_estimate(
     change = after["idle_usd_per_month"] - before["idle_usd_per_month"]
     assert f"| {change:+,.2f} |" in comparison
     assert "Estimated cost of `gcp-dev`" in comparison
+
+
+def test_the_base_checkouts_program_is_estimated_not_only_its_stack_files(tmp_path: Path) -> None:
+    """The preview's "before" is the base branch's program, so a pull request that changes the program (here
+    GCP's default service CPU, in infra/) shows its cost change, not only one that changes stack files. The
+    CLI imports `infra` from --program-root, which this process has already imported from here: so it runs
+    in its own process, as the workflow runs it."""
+    base = tmp_path / "base"
+    for part in ("infra", "service", "stacks"):
+        shutil.copytree(REPO / part, base / part, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    shutil.copy(REPO / "Pulumi.yaml", base / "Pulumi.yaml")
+    limits = base / "infra" / "gcp" / "limits.py"
+    one_cpu = limits.read_text()
+    assert one_cpu.count("default_cpu=1,") == 1, "this test doubles GCP's default CPU: find where it is set"
+    limits.write_text(one_cpu.replace("default_cpu=1,", "default_cpu=2,"))
+
+    def estimate(*root: str) -> dict[str, float]:
+        command = [sys.executable, "-m", "scripts.cost", "gcp-dev", "--json", *root]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+        return dict(json.loads(done.stdout))
+
+    before, after = estimate("--program-root", str(base)), estimate()
+    # A request served at zero instances pays one active instance: twice the CPU, twice its CPU-seconds.
+    assert before["usd_per_million_predictions"] > after["usd_per_million_predictions"]
+    assert before["idle_usd_per_month"] == after["idle_usd_per_month"]  # dev scales to zero either way
 
 
 def test_the_line_by_line_output_names_each_meter_and_the_assumptions(
