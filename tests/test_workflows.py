@@ -252,3 +252,47 @@ def test_preview_costs_run_without_credentials_and_the_comment_job_runs_no_pr_co
     (post,) = steps(comment)
     assert "${{" not in post["run"], "the estimate reaches the script as an env variable, never inlined"
     assert post["env"]["ESTIMATE"] == "${{ needs.cost.outputs.comment }}"
+
+
+def test_preview_cost_step_posts_base_and_pr_estimates_of_each_previewed_stack(tmp_path: Path) -> None:
+    """The cost job's own script, run as the runner runs it (uv stubbed to this checkout's Python): for each
+    environment the preview covers, the base branch's estimate next to this pull request's; an environment
+    whose estimate fails says so in the comment instead of failing the job."""
+    (step,) = [
+        step
+        for step in steps(jobs(REPO / ".github/workflows/preview.yml")["cost"])
+        if step.get("id") == "estimate"
+    ]
+    base = tmp_path / "base"  # the base branch's checkout, as actions/checkout puts it
+    for part in ("infra", "service", "stacks"):
+        shutil.copytree(REPO / part, base / part, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    shutil.copy(REPO / "Pulumi.yaml", base / "Pulumi.yaml")
+    stub = tmp_path / "bin" / "uv"
+    stub.parent.mkdir()
+    stub.write_text(
+        f'#!/bin/sh\n[ "$1 $2 $3" = "run --frozen python" ] || exit 97\nshift 3\nexec {sys.executable} "$@"\n'
+    )
+    stub.chmod(0o755)
+    summary, output = tmp_path / "summary.md", tmp_path / "output.txt"
+    env = {
+        "PATH": f"{stub.parent}:/usr/bin:/bin",
+        "PYTHONPATH": str(REPO),  # `-m scripts.cost` is this checkout's, run from the workspace
+        "CLOUD": "gcp",
+        "ENVIRONMENTS": '["dev", "staging"]',  # staging has no stack file in this repository
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_OUTPUT": str(output),
+    }
+    script = ["bash", "-e", "-c", step["run"]]
+    done = subprocess.run(
+        script, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    comment = (tmp_path / "cost.md").read_text()
+    assert "#### Estimated cost of `gcp-dev`" in comment
+    assert "| | base branch | this PR | change |" in comment
+    assert re.search(r"\| idle, USD a month \| [\d.,]+ \| [\d.,]+ \| \+0\.00 \|", comment), comment
+    assert "#### `gcp-staging`: no estimate (the job's log says why)" in comment
+    assert summary.read_text() == comment
+    delimiter = re.match(r"comment<<(COST_[0-9a-f]{32})\n", output.read_text())
+    assert delimiter, output.read_text()
+    assert output.read_text() == f"comment<<{delimiter[1]}\n{comment}{delimiter[1]}\n"

@@ -7,13 +7,15 @@ import dataclasses
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mlops_stack.cost.estimate import Estimate
+from mlops_stack.cost.estimate import HOURS_PER_MONTH, Estimate
 from mlops_stack.cost.inventory import StackInventory, take_inventory
 from mlops_stack.cost.sheet import load_sheet
 from scripts import cost
@@ -143,6 +145,31 @@ def test_another_checkouts_stack_files_give_that_checkouts_estimate(
     assert "Estimated cost of `gcp-dev`" in comparison
 
 
+def test_the_base_checkouts_program_is_estimated_not_only_its_stack_files(tmp_path: Path) -> None:
+    """The preview's "before" is the base branch's program, so a pull request that changes the program (here
+    GCP's default service CPU, in infra/) shows its cost change, not only one that changes stack files. The
+    CLI imports `infra` from --program-root, which this process has already imported from here: so it runs
+    in its own process, as the workflow runs it."""
+    base = tmp_path / "base"
+    for part in ("infra", "service", "stacks"):
+        shutil.copytree(REPO / part, base / part, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    shutil.copy(REPO / "Pulumi.yaml", base / "Pulumi.yaml")
+    limits = base / "infra" / "gcp" / "limits.py"
+    one_cpu = limits.read_text()
+    assert one_cpu.count("default_cpu=1,") == 1, "this test doubles GCP's default CPU: find where it is set"
+    limits.write_text(one_cpu.replace("default_cpu=1,", "default_cpu=2,"))
+
+    def estimate(*root: str) -> dict[str, float]:
+        command = [sys.executable, "-m", "scripts.cost", "gcp-dev", "--json", *root]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+        return dict(json.loads(done.stdout))
+
+    before, after = estimate("--program-root", str(base)), estimate()
+    # A request served at zero instances pays one active instance: twice the CPU, twice its CPU-seconds.
+    assert before["usd_per_million_predictions"] > after["usd_per_million_predictions"]
+    assert before["idle_usd_per_month"] == after["idle_usd_per_month"]  # dev scales to zero either way
+
+
 def test_the_line_by_line_output_names_each_meter_and_the_assumptions(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -152,8 +179,32 @@ def test_the_line_by_line_output_names_each_meter_and_the_assumptions(
     assert "interface_endpoint_zone_hour" in out
     assert "fargate_vcpu_hour" in out
     assert "read Pulumi.aws-dev.yaml as a sandbox" in out
-    assert "not priced" in out
+    # The logs meters are billed by use: no price in the sheet, and no quantity in the estimate.
+    assert re.search(r"cloudwatch_logs_ingest_gb +0\.0 +unpriced", out)
     assert "assumptions:" in out
+
+
+def test_a_price_not_found_is_printed_as_unpriced_and_left_out_of_the_total(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cost.main(["gcp-dev", "--json"]) == 0
+    priced = json.loads(capsys.readouterr().out)
+    sheet = load_sheet("gcp")
+    micro = "cloud_sql_db-f1-micro_hour"
+    micro_usd = sheet.prices[micro].usd
+    assert micro_usd is not None
+    prices = {**sheet.prices, micro: dataclasses.replace(sheet.prices[micro], usd=None)}
+    monkeypatch.setattr(cost, "load_sheet", lambda cloud: dataclasses.replace(sheet, prices=prices))
+
+    assert cost.main(["gcp-dev"]) == 0
+    out = capsys.readouterr().out
+    assert f"its entry names the page to read):\n  - {micro}\n" in out
+    assert cost.main(["gcp-dev", "--json"]) == 0
+    unpriced = json.loads(capsys.readouterr().out)
+    assert unpriced["unpriced"] == [micro]
+    assert unpriced["idle_usd_per_month"] == pytest.approx(
+        priced["idle_usd_per_month"] - HOURS_PER_MONTH * micro_usd, abs=0.01
+    )
 
 
 def test_a_type_missing_from_the_sheet_is_refused_with_what_to_add(
