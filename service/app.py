@@ -20,6 +20,7 @@ from service.readiness import LoadProgress
 from service.routes import health, invocations, metrics, monitoring, predict, version
 from service.served_model import ServedModel
 from service.settings import Settings
+from service.stuck_calls import CallWatch, exit_when_stuck
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ def create_app(
             _install(app, model)
         stop = threading.Event()
         loading = asyncio.create_task(_load_in_background(app, stop)) if loads_here else None
+        watchdog = asyncio.create_task(exit_when_stuck(app.state.calls, settings.stuck_call_seconds))
         yield
+        watchdog.cancel()
         stop.set()
         if loading is not None:
             loading.cancel()
@@ -80,6 +83,7 @@ def create_app(
     app.state.plane = None
     app.state.monitor = None
     app.state.progress = load_progress
+    app.state.calls = CallWatch()
     app.state.route_paths = frozenset()
     install_error_handlers(app)
     for module in (health, metrics, version, invocations, monitoring):
@@ -99,7 +103,7 @@ def _install(app: FastAPI, model: ServedModel) -> None:
     settings: Settings = app.state.settings
     app.state.model = model
     served, app.state.monitor = monitored(model, settings)
-    app.state.plane = DataPlane(served, settings.max_rows)
+    app.state.plane = DataPlane(served, settings.max_rows, app.state.calls)
     MODEL_LOAD_SECONDS.set(model.load_seconds)
     if model.columns and "/predict" not in app.state.route_paths:  # a lifespan may run more than once
         app.include_router(predict.predict_router(model, settings.max_rows))

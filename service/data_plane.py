@@ -38,6 +38,7 @@ from service.scoring_protocol import (
     typed_payload,
 )
 from service.served_model import ServedModel
+from service.stuck_calls import CallWatch
 from service.tree_ensemble import OutOfRangeError
 
 logger = logging.getLogger(__name__)
@@ -68,9 +69,11 @@ Envelope = Callable[[Any], dict[str, Any]]
 class DataPlane:
     """Decode, check, predict and serialise for one loaded model."""
 
-    def __init__(self, model: ServedModel, max_rows: int) -> None:
+    def __init__(self, model: ServedModel, max_rows: int, calls: CallWatch | None = None) -> None:
         self.model = model
         self.max_rows = max_rows
+        # What service.stuck_calls watches: every call that runs in a scoring thread.
+        self.calls = calls or CallWatch()
         # Parsing and predicting are CPU-bound and hold the GIL most of the time: more threads at once
         # add no throughput to a worker, and every one of them delays the event loop's next turn (health
         # checks included). Requests beyond these wait on the loop, under their request timeout.
@@ -106,7 +109,13 @@ class DataPlane:
     async def _in_thread(self, function: Callable[..., Prediction], *args: Any) -> Prediction:
         """Run off the event loop; if the request times out meanwhile, stop waiting (the thread finishes
         on its own and its result is dropped) so the timeout's 504 is not held back by the work."""
-        return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True, limiter=self._threads)
+        return await anyio.to_thread.run_sync(
+            self._watched, function, *args, abandon_on_cancel=True, limiter=self._threads
+        )
+
+    def _watched(self, function: Callable[..., Prediction], *args: Any) -> Prediction:
+        with self.calls.running():
+            return function(*args)
 
     def _score_json(self, body: bytes, envelope: Envelope) -> Prediction:
         payload = envelope(decode_json(body))

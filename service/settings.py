@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     """A request that takes longer (slow upload or slow prediction) gets 504. It must end at least
     SHUTDOWN_MARGIN_SECONDS before the shutdown grace does (checked below)."""
 
+    stuck_call_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """A model call still running after this long is stuck (its request got its 504 long before): the
+    worker exits and a fresh one takes its place (service.stuck_calls). More than REQUEST_TIMEOUT_SECONDS."""
+
     header_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     """A connection must send a complete request line and headers within this long, counted from when it
     opens or when its next request starts; else it is closed (uvicorn has no such timeout of its own)."""
@@ -103,6 +107,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MONITORING_MIN_ROWS ({self.monitoring_min_rows}) must be at most MONITORING_WINDOW_ROWS "
                 f"({self.monitoring_window_rows}): lower the first or raise the second"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _only_abandoned_calls_count_as_stuck(self) -> Self:
+        """A call within its request's timeout is slow, not stuck: recycling then would cut it short."""
+        if self.stuck_call_seconds <= self.request_timeout_seconds:
+            raise ValueError(
+                f"STUCK_CALL_SECONDS ({self.stuck_call_seconds:g}) must be more than REQUEST_TIMEOUT_SECONDS "
+                f"({self.request_timeout_seconds:g}): raise the first or lower the second"
             )
         return self
 
