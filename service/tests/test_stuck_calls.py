@@ -9,6 +9,7 @@ import httpx
 import mlflow.pyfunc
 import pandas as pd
 import pytest
+from mlflow.pyfunc import PythonModel
 from pydantic import ValidationError
 
 from service.settings import Settings
@@ -61,10 +62,10 @@ def test_a_stuck_limit_within_the_request_timeout_is_refused() -> None:
         Settings(model_uri="models:/m/1", request_timeout_seconds=5, stuck_call_seconds=5)
 
 
-class BlocksOnNegativeInput(mlflow.pyfunc.PythonModel):
+class BlocksOnNegativeInput(PythonModel):
     """Doubles `x`; a negative `x` blocks forever, as a deadlocked native call would."""
 
-    def predict(self, context, model_input: pd.DataFrame, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context: object, model_input: pd.DataFrame, params: object = None) -> pd.Series:
         if (model_input["x"] < 0).any():
             threading.Event().wait()
         return model_input["x"] * 2
