@@ -18,7 +18,8 @@ every checkout reads the same; the model pin lives in the checkout's stack file.
   stack pins prebuilt images) into this checkout's stack file and runs `up`. It refuses when the stack
   records no previous revision, when it was just rolled back (again would redeploy the bad one), and when
   this checkout pins something other than what the stack serves. A rollback changes the stack file: commit
-  it, or the next deploy from the repository pins the rolled-back version again.
+  it, or the next deploy from the repository pins the rolled-back version again. With `--only-while-baking`
+  (the deploy workflow, after a failed smoke test) it rolls back only a revision still being rolled out.
 """
 
 from __future__ import annotations
@@ -114,10 +115,17 @@ def promote(pulumi: PulumiCli, stack: str, say: Callable[[str], None] = print) -
     return after
 
 
-def rollback(pulumi: PulumiCli, stack: str, say: Callable[[str], None] = print) -> Rollout:
-    """Re-pin the previous revision in this checkout's stack file and deploy it."""
+def rollback(
+    pulumi: PulumiCli, stack: str, say: Callable[[str], None] = print, only_while_baking: bool = False
+) -> Rollout:
+    """Re-pin the previous revision in this checkout's stack file and deploy it. `only_while_baking`: only a
+    revision still being rolled out (canary, baking); a promoted one is left alone (the deploy workflow's
+    rollback after a failed smoke test: the failure may have nothing to do with the model)."""
     rollout = read_rollout(pulumi, stack)
     current, previous = rollout.current, rollout.previous
+    if only_while_baking and rollout.state not in BAKING_STATES:
+        say(f"{stack}: not rolling back: {rollout.state.value}, {describe(current)} is not being rolled out")
+        return rollout
     if previous is None:
         raise RolloutError(
             f"stack {stack} records no revision before {describe(current)}: there is nothing to roll back "
@@ -229,6 +237,11 @@ def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> 
     parser.add_argument(
         "--interval", type=float, default=DEFAULT_INTERVAL_SECONDS, help="bake: seconds between checks (60)"
     )
+    parser.add_argument(
+        "--only-while-baking",
+        action="store_true",
+        help="rollback: only a revision still being rolled out (state canary or baking)",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path.cwd(), help="the checkout (default: here)")
     args = parser.parse_args(argv)
     cli = pulumi or AutomationPulumi(args.work_dir)
@@ -238,7 +251,7 @@ def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> 
         elif args.command == "promote":
             promote(cli, args.stack)
         elif args.command == "rollback":
-            rollback(cli, args.stack)
+            rollback(cli, args.stack, only_while_baking=args.only_while_baking)
         else:
             watches = [SmokeWatch(cli, args.stack), AlertsWatch(args.stack)]
             return 0 if bake(cli, args.stack, watches, args.interval) else 1

@@ -196,3 +196,18 @@ def test_the_command_line_reports_a_refusal_and_fails(
     assert "rollout rollback failed: stack gcp-prod records no revision before model v1" in capsys.readouterr().err
     assert rollout.main(["status", "--stack", STACK], pulumi=cli) == 0
     assert "gcp-prod: promoted: model v1" in capsys.readouterr().out
+
+
+def test_the_workflows_rollback_after_a_failed_smoke_test_leaves_a_promoted_revision_alone(
+    pulumi: FakePulumi, backend: FakeBackend
+) -> None:
+    rollout.promote(pulumi, STACK)
+    backend.calls.clear()
+    assert rollout.main(["rollback", "--stack", STACK, "--only-while-baking"], pulumi=pulumi) == 0
+    assert ("up", STACK) not in backend.calls
+    assert stack_file(pulumi)["mlops-stack:modelVersion"] == "2"
+
+
+def test_the_workflows_rollback_after_a_failed_smoke_test_rolls_back_a_canary(pulumi: FakePulumi) -> None:
+    assert rollout.main(["rollback", "--stack", STACK, "--only-while-baking"], pulumi=pulumi) == 0
+    assert rollout.read_rollout(pulumi, STACK).current.model_version == "1"
