@@ -112,10 +112,11 @@ KEYS: Mapping[str, Key] = {
     "modelVersion": Key("the pinned model version (with modelSource)"),
     "modelSource": Key("the pinned version's artifact-store URI (with modelVersion)"),
     "registryKeepImages": Key("images kept per registry repository", default="10", bounds=(1, 1000)),
-    # Rollouts of a new API revision (infra/rollout.py): a canary share on GCP and Azure, a watch at full traffic
-    # on AWS (whose Express Mode runs its own fixed canary). Sandboxes roll out at once.
-    "canaryPercent": Key("share of traffic a new API revision gets while it bakes (0: no split)", default="0",
-                         bounds=(0, 50)),
+    # Rollouts of a new API revision (infra/rollout.py): a canary share on GCP and Azure, a watch at full
+    # traffic on AWS (whose Express Mode runs its own fixed canary). Sandboxes roll out at once.
+    "canaryPercent": Key(
+        "share of traffic a new API revision gets while it bakes (0: no split)", default="0", bounds=(0, 50)
+    ),
     "canaryBakeMinutes": Key(
         "minutes the deploy workflow watches a new API revision (smoke test, alerts) before promoting it",
         default=_per_environment(0, 10, 15, 0),
@@ -725,7 +726,8 @@ def _canary(check: _Checker, cloud: Cloud | None, environment: Environment | Non
         check.fail(
             "canaryPercent",
             f"is {percent} but {EXPRESS_CANARY} and cannot split traffic otherwise",
-            "remove it; canaryBakeMinutes still watches a new revision after Express's canary and rolls it back",
+            "remove it; canaryBakeMinutes still watches a new revision after Express's canary and rolls it "
+            "back",
         )
         percent = 0
     if percent and not bake_minutes:

@@ -30,7 +30,8 @@ class PlatformOutputs:
     api_key: pulumi.Output[str] | None  # None when the API is protected by the cloud's IAM instead
     # The sandboxes' deploy identity (a dev stack with `sandboxes: true`), what sandbox.yml logs in with.
     sandbox_ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None
-    # The model API's rollout (infra/rollout.py): what it deployed, what served before, the state. None: no API.
+    # The model API's rollout (infra/rollout.py): what it deployed, what served before, the state.
+    # None: no model API.
     api_rollout: pulumi.Input[object] | None = None
 
 

@@ -1,4 +1,4 @@
-"""Rollouts of the model API: which revision gets how much traffic, and what the stack remembers for a rollback.
+"""Rollouts of the model API: which revision gets how much traffic, and what the stack keeps for a rollback.
 
 A *revision* is what one `up` deploys for the API: an image (by digest; with the model baked in, the image is
 the model) and the model pin it was built for (`modelVersion` + `modelSource`). Each platform names it:
@@ -100,8 +100,8 @@ class Rollout:
         return TrafficSplit(FULL_TRAFFIC, None)
 
     def to_output(self, current: RevisionRecord, bake_minutes: int) -> dict[str, Any]:
-        """`apiRollout`: the state, the revision deployed and its share, the one before, and how long the deploy
-        workflow watches a `canary` or `baking` revision (`canaryBakeMinutes`)."""
+        """`apiRollout`: the state, the revision deployed and its share, the one before, and how long the
+        deploy workflow watches a `canary` or `baking` revision (`canaryBakeMinutes`)."""
         split = self.split
         return {
             "state": self.state.value,
@@ -128,7 +128,8 @@ class TrafficSplit:
 def plan_rollout(
     recorded: Mapping[str, Any] | None, pin: ModelPin, pinned_image: str | None, canary: CanarySettings
 ) -> Rollout:
-    """The next rollout, from the recorded one (`apiRollout` of the last `up`, None on the first) and config."""
+    """The next rollout, from the recorded one (`apiRollout` of the last `up`; None on the first) and
+    config."""
     recorded = recorded or {}
     current = RevisionRecord.from_output(recorded.get("current"))
     previous = RevisionRecord.from_output(recorded.get("previous"))
@@ -180,6 +181,7 @@ class ApiRollout:
         pin, bake_minutes = self.pin, self.bake_minutes
         return pulumi.Output.all(self.plan, image, revision).apply(
             lambda values: values[0].to_output(
-                RevisionRecord(str(pin.version), pin.source, str(values[1]), str(values[2] or "")), bake_minutes
+                RevisionRecord(str(pin.version), pin.source, str(values[1]), str(values[2] or "")),
+                bake_minutes,
             )
         )

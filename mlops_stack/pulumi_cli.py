@@ -1,8 +1,8 @@
 """The few Pulumi operations our scripts need, behind one small interface.
 
-`bootstrap`, `sandbox`, `smoke` and `rollout` talk to Pulumi only through `PulumiCli`. `AutomationPulumi` is the real
-implementation, on Pulumi's Automation API (`pulumi.automation`, part of the `pulumi` package): it streams
-what `up` and `destroy` do into the log as they do it, and turns the CLI's failures into typed errors
+`bootstrap`, `sandbox`, `smoke` and `rollout` talk to Pulumi only through `PulumiCli`. `AutomationPulumi` is
+the real implementation, on Pulumi's Automation API (`pulumi.automation`, part of the `pulumi` package): it
+streams what `up` and `destroy` do into the log as they do it, and turns the CLI's failures into typed errors
 (`StackLockedError` for a stack another run is updating). The Automation API drives the `pulumi` CLI, which
 cannot be installed on every machine (our test machines among them), so tests use a fake that models the
 real split of responsibilities (`testing/fake_pulumi.py`):

@@ -1,6 +1,6 @@
 """Roll out a model API revision: watch it, promote it, or roll it back in one step.
 
-    python -m scripts.rollout status   --stack gcp-prod   # what serves, with how much traffic, what served before
+    python -m scripts.rollout status   --stack gcp-prod   # what serves, with what share, what served before
     python -m scripts.rollout bake     --stack gcp-prod   # watch a new revision, then promote or roll back
     python -m scripts.rollout promote  --stack gcp-prod   # give the new revision all traffic now
     python -m scripts.rollout rollback --stack gcp-prod   # re-pin the previous revision and deploy it
@@ -88,7 +88,8 @@ def read_rollout(pulumi: PulumiCli, stack: str) -> Rollout:
 
 def status(pulumi: PulumiCli, stack: str, say: Callable[[str], None] = print) -> Rollout:
     rollout = read_rollout(pulumi, stack)
-    say(f"{stack}: {rollout.state.value}: {describe(rollout.current)} has {rollout.current_percent}% of traffic")
+    share = f"{rollout.current_percent}% of traffic"
+    say(f"{stack}: {rollout.state.value}: {describe(rollout.current)} has {share}")
     if rollout.previous is not None:
         rest = 100 - rollout.current_percent
         say(f"  previous: {describe(rollout.previous)}" + (f", {rest}% of traffic" if rest else ""))
@@ -157,7 +158,8 @@ def rollback(
         f"{stack}: rolled back from {describe(current)} to {describe(after.current)}, which has "
         f"{after.current_percent}% of traffic.\n"
         f"This checkout's stack file now pins v{previous.model_version} ({pinned_keys}): commit "
-        f"stacks/Pulumi.{stack}.yaml, or the next deploy from the repository pins v{current.model_version} again."
+        f"stacks/Pulumi.{stack}.yaml, or the next deploy from the repository pins "
+        f"v{current.model_version} again."
     )
     return after
 
@@ -253,7 +255,7 @@ def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> 
         elif args.command == "rollback":
             rollback(cli, args.stack, only_while_baking=args.only_while_baking)
         else:
-            watches = [SmokeWatch(cli, args.stack), AlertsWatch(args.stack)]
+            watches: list[Watch] = [SmokeWatch(cli, args.stack), AlertsWatch(args.stack)]
             return 0 if bake(cli, args.stack, watches, args.interval) else 1
     except (RolloutError, PulumiError) as error:
         print(f"rollout {args.command} failed: {error}", file=sys.stderr)

@@ -65,7 +65,9 @@ def platform_program(config: Mapping[str, str]) -> dict[str, Any]:
         from infra.rollout import ROLLOUT_OUTPUT, RevisionRecord, plan_rollout
 
         previous = json.loads(config.get("__previous_outputs__") or "{}")
-        rollout = plan_rollout(previous.get(ROLLOUT_OUTPUT), settings.model, settings.api_image, settings.canary)
+        rollout = plan_rollout(
+            previous.get(ROLLOUT_OUTPUT), settings.model, settings.api_image, settings.canary
+        )
         version = settings.model.version
         image = settings.api_image or f"registry.example/{stack}/model-api@sha256:{version:064x}"
         # The platform's generated revision name: a new one for each new release.

@@ -16,15 +16,15 @@ from infra.azure.container_app import (
     identity_environment,
 )
 from infra.azure.environment import AppsEnvironment
-from infra.azure.revisions import revision_traffic
 from infra.azure.registry import ContainerRegistry
+from infra.azure.revisions import revision_traffic
 from infra.azure.roles import BuiltInRole
 from infra.azure.storage import ArtifactStore
 from infra.azure.tracking import APP_NAME_MAX_LENGTH
 from infra.config import ModelPin, StackSettings
 from infra.generated_secrets import StackSecrets
-from infra.rollout import ApiRollout
 from infra.naming import short_name
+from infra.rollout import ApiRollout
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
 
 

@@ -31,7 +31,9 @@ def weights(split: TrafficSplit) -> list[app.TrafficWeightArgs]:
     """The latest revision's weight and, during a canary, the previous revision's by name."""
     result = [app.TrafficWeightArgs(latest_revision=True, weight=split.latest_percent)]
     if split.previous_revision is not None:
-        result.append(app.TrafficWeightArgs(revision_name=split.previous_revision, weight=split.previous_percent))
+        result.append(
+            app.TrafficWeightArgs(revision_name=split.previous_revision, weight=split.previous_percent)
+        )
     return result
 
 

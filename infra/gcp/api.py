@@ -8,10 +8,10 @@ import pulumi
 from infra.config import ApiAuth, ModelPin, StackSettings
 from infra.gcp import cloud_run
 from infra.gcp.apis import Api, RequiredApis
-from infra.gcp.traffic import traffic_targets
 from infra.gcp.secrets import ContainerSecrets, ContainerSecretsArgs
 from infra.gcp.service_accounts import runtime_identity
 from infra.gcp.storage import ArtifactStore
+from infra.gcp.traffic import traffic_targets
 from infra.generated_secrets import StackSecrets
 from infra.rollout import ApiRollout
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment

@@ -1,8 +1,9 @@
 """Cloud Run's own traffic split for a model API rollout (infra/rollout.py).
 
-A Cloud Run service's `traffic` lists targets, each a revision by name (`TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION`)
-or whatever revision is newest (`TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST`), with percentages that sum to 100;
-revisions stay after a new one is deployed, so the previous one can keep serving by name
+A Cloud Run service's `traffic` lists targets, each a revision by name
+(`TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION`) or whatever revision is newest
+(`TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST`), with percentages that sum to 100; revisions stay after a new one
+is deployed, so the previous one can keep serving by name
 (https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration, REST v2 `TrafficTarget`:
 https://cloud.google.com/run/docs/reference/rest/v2/TrafficTarget). The new revision is the latest one: it
 keeps Cloud Run's generated name, which the stack records after the update for the next split.

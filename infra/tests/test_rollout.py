@@ -33,7 +33,7 @@ def recorded(state: RolloutState, current: RevisionRecord, previous: RevisionRec
     }
 
 
-# --- the plan ------------------------------------------------------------------------------------------------
+# --- the plan ----------------------------------------------------------------------------------------------
 
 
 def test_the_first_revision_takes_all_traffic_with_nothing_to_roll_back_to() -> None:
@@ -59,7 +59,11 @@ def test_a_new_release_without_a_canary_takes_all_traffic_and_bakes_only_if_conf
 def test_the_same_release_again_carries_the_canary_on_until_promoted() -> None:
     during = recorded(RolloutState.CANARY, V3, V2)
     again = plan_rollout(during, PIN, None, CANARY)
-    assert (again.state, again.previous, again.split) == (RolloutState.CANARY, V2, TrafficSplit(10, V2.revision))
+    assert (again.state, again.previous, again.split) == (
+        RolloutState.CANARY,
+        V2,
+        TrafficSplit(10, V2.revision),
+    )
     promoted = plan_rollout(during, PIN, None, CanarySettings(10, 15, promote=True))
     assert (promoted.state, promoted.previous, promoted.split) == (
         RolloutState.PROMOTED,
@@ -97,7 +101,7 @@ def test_no_split_without_the_previous_revisions_name() -> None:
     assert (plan.state, plan.split) == (RolloutState.BAKING, TrafficSplit(100, None))
 
 
-# --- config --------------------------------------------------------------------------------------------------
+# --- config ------------------------------------------------------------------------------------------------
 
 
 def problems(config: Mapping[str, str], stack: str) -> str:
@@ -136,12 +140,14 @@ def test_aws_refuses_a_canary_share_and_says_what_express_does_instead() -> None
     assert "canaryBakeMinutes still watches" in message
 
 
-# --- each cloud under mocks ----------------------------------------------------------------------------------
+# --- each cloud under mocks --------------------------------------------------------------------------------
 
 
-def with_recorded(base: ComputedOutputs, rollout: Mapping[str, Any] | None, revision: dict[str, str]) -> ComputedOutputs:
-    """The cloud's computed outputs, plus the stack's own recorded `apiRollout` (what the StackReference reads)
-    and the platform's name for the revision this update deploys."""
+def with_recorded(
+    base: ComputedOutputs, rollout: Mapping[str, Any] | None, revision: dict[str, dict[str, str]]
+) -> ComputedOutputs:
+    """The cloud's computed outputs, plus the stack's own recorded `apiRollout` (what the StackReference
+    reads) and the platform's name for the revision this update deploys."""
 
     def outputs(args: MockResourceArgs) -> Mapping[str, Any]:
         if args.typ == STACK_REFERENCE:
@@ -184,14 +190,18 @@ def test_gcp_reads_its_own_stacks_recorded_rollout() -> None:
 
 def test_gcp_canary_off_sends_all_traffic_to_the_latest_revision() -> None:
     run = run_gcp(recorded(RolloutState.PROMOTED, gcp_previous(), None))
-    assert gcp_api_service(run)["traffics"] == [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    assert gcp_api_service(run)["traffics"] == [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}
+    ]
     rollout = run.outputs[ROLLOUT_OUTPUT]
     assert (rollout["state"], rollout["currentPercent"]) == ("promoted", 100)
     assert rollout["previous"] == gcp_previous().to_output()  # kept for a rollback
 
 
 def test_gcp_canary_on_gives_the_new_revision_its_share_and_the_previous_the_rest() -> None:
-    run = run_gcp(recorded(RolloutState.PROMOTED, gcp_previous(), None), canaryPercent="10", canaryBakeMinutes="15")
+    run = run_gcp(
+        recorded(RolloutState.PROMOTED, gcp_previous(), None), canaryPercent="10", canaryBakeMinutes="15"
+    )
     assert gcp_api_service(run)["traffics"] == [
         {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 10},
         {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "model-api--old0001", "percent": 90},
@@ -207,7 +217,9 @@ def test_gcp_promoted_gives_the_new_revision_all_traffic() -> None:
     current = RevisionRecord("3", gcp.model_source("gcp-dev"), NEW_IMAGE, "gcp-dev-api-00002-new")
     canary = recorded(RolloutState.CANARY, current, gcp_previous())
     run = run_gcp(canary, canaryPercent="10", canaryBakeMinutes="15", rolloutPromote="true")
-    assert gcp_api_service(run)["traffics"] == [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    assert gcp_api_service(run)["traffics"] == [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}
+    ]
     assert run.outputs[ROLLOUT_OUTPUT]["state"] == "promoted"
     assert run.outputs[ROLLOUT_OUTPUT]["previous"] == gcp_previous().to_output()
 
@@ -239,7 +251,9 @@ def test_azure_canary_off_keeps_single_revision_mode() -> None:
 
 
 def test_azure_canary_on_weighs_the_new_revision_against_the_previous_one() -> None:
-    run = run_azure(recorded(RolloutState.PROMOTED, azure_previous(), None), canaryPercent="25", canaryBakeMinutes="10")
+    run = run_azure(
+        recorded(RolloutState.PROMOTED, azure_previous(), None), canaryPercent="25", canaryBakeMinutes="10"
+    )
     configuration = azure_api_configuration(run)
     assert configuration["activeRevisionsMode"] == "Multiple"
     assert configuration["ingress"]["traffic"] == [

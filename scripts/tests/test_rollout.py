@@ -55,7 +55,8 @@ def stack_file(pulumi: FakePulumi) -> dict[str, object]:
 def test_a_new_version_is_deployed_as_a_canary_next_to_the_previous_one(pulumi: FakePulumi) -> None:
     state = rollout.read_rollout(pulumi, STACK)
     assert (state.state, state.current.model_version, state.current_percent) == (RolloutState.CANARY, "2", 10)
-    assert state.previous is not None and state.previous.model_version == "1"
+    assert state.previous is not None
+    assert state.previous.model_version == "1"
     assert state.bake_minutes == 15  # prod's default
 
 
@@ -69,7 +70,8 @@ def test_rollback_re_pins_the_previous_version_in_the_stack_file_and_deploys_it(
     assert ("up", STACK) in backend.calls
     assert after.state is RolloutState.ROLLED_BACK
     assert (after.current.model_version, after.current_percent) == ("1", 100)
-    assert after.previous is not None and after.previous.model_version == "2"
+    assert after.previous is not None
+    assert after.previous.model_version == "2"
     said = capsys.readouterr().out
     assert f"{STACK}: rolled back from model v2" in said
     assert "to model v1" in said
@@ -82,7 +84,9 @@ def test_rollback_refuses_when_no_previous_version_is_recorded(backend: FakeBack
     location = {"gcp:project": "acme-ml", "gcp:region": "europe-west1"}
     deploy(cli, **stack_config("gcp", "prod", location, "acme-ml/mlops-stack"), **pin(1))
     backend.calls.clear()
-    with pytest.raises(rollout.RolloutError, match="records no revision before model v1.*nothing to roll back"):
+    with pytest.raises(
+        rollout.RolloutError, match=r"records no revision before model v1.*nothing to roll back"
+    ):
         rollout.rollback(cli, STACK)
     assert ("up", STACK) not in backend.calls
     assert stack_file(cli)["mlops-stack:modelVersion"] == "1"
@@ -99,7 +103,7 @@ def test_rollback_refuses_a_stack_without_a_model_api(backend: FakeBackend, tmp_
 
 def test_a_second_rollback_refuses_to_redeploy_the_version_it_rolled_back_from(pulumi: FakePulumi) -> None:
     rollout.rollback(pulumi, STACK)
-    with pytest.raises(rollout.RolloutError, match="already rolled back.*redeploy v2"):
+    with pytest.raises(rollout.RolloutError, match=r"already rolled back.*redeploy v2"):
         rollout.rollback(pulumi, STACK)
     assert stack_file(pulumi)["mlops-stack:modelVersion"] == "1"
 
@@ -120,7 +124,7 @@ def test_rollback_works_from_another_checkout_because_the_record_is_in_the_backe
 def test_rollback_refuses_when_this_checkout_pins_something_not_deployed(pulumi: FakePulumi) -> None:
     pulumi.set_config(STACK, "mlops-stack:modelVersion", "3")
     pulumi.set_config(STACK, "mlops-stack:modelSource", SOURCE.format(3))
-    with pytest.raises(rollout.RolloutError, match="this checkout pins model v3 .* serves v2"):
+    with pytest.raises(rollout.RolloutError, match=r"this checkout pins model v3 .* serves v2"):
         rollout.rollback(pulumi, STACK)
 
 
@@ -129,7 +133,11 @@ def test_promote_gives_the_canary_all_traffic_and_leaves_no_promote_key(
 ) -> None:
     backend.calls.clear()
     after = rollout.promote(pulumi, STACK)
-    assert (after.state, after.current.model_version, after.current_percent) == (RolloutState.PROMOTED, "2", 100)
+    assert (after.state, after.current.model_version, after.current_percent) == (
+        RolloutState.PROMOTED,
+        "2",
+        100,
+    )
     assert backend.calls[:2] == [("config set", f"{STACK} mlops-stack:rolloutPromote=true"), ("up", STACK)]
     assert "mlops-stack:rolloutPromote" not in stack_file(pulumi)
     # The next deploy (no promote key) keeps it promoted.
@@ -168,7 +176,9 @@ def test_a_clean_bake_watches_for_the_whole_bake_time_then_promotes(pulumi: Fake
     assert rollout.read_rollout(pulumi, STACK).state is RolloutState.PROMOTED
 
 
-def test_a_problem_during_the_bake_rolls_back_at_once(pulumi: FakePulumi, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_problem_during_the_bake_rolls_back_at_once(
+    pulumi: FakePulumi, capsys: pytest.CaptureFixture[str]
+) -> None:
     clock, watch = Clock(), Watch({3: "alert api-5xx-rate is firing"})
     assert not rollout.bake(pulumi, STACK, [watch], 60, clock=clock, sleep=clock.sleep)
     assert clock.now == 2 * 60
@@ -182,7 +192,8 @@ def test_bake_has_nothing_to_do_once_promoted(pulumi: FakePulumi, backend: FakeB
     backend.calls.clear()
     watch = Watch()
     assert rollout.bake(pulumi, STACK, [watch], 60, sleep=lambda _: None)
-    assert watch.rounds == 0 and ("up", STACK) not in backend.calls
+    assert watch.rounds == 0
+    assert ("up", STACK) not in backend.calls
 
 
 def test_the_command_line_reports_a_refusal_and_fails(
@@ -193,7 +204,10 @@ def test_the_command_line_reports_a_refusal_and_fails(
     location = {"gcp:project": "acme-ml", "gcp:region": "europe-west1"}
     deploy(cli, **stack_config("gcp", "prod", location, "acme-ml/mlops-stack"), **pin(1))
     assert rollout.main(["rollback", "--stack", STACK], pulumi=cli) == 1
-    assert "rollout rollback failed: stack gcp-prod records no revision before model v1" in capsys.readouterr().err
+    assert (
+        "rollout rollback failed: stack gcp-prod records no revision before model v1"
+        in capsys.readouterr().err
+    )
     assert rollout.main(["status", "--stack", STACK], pulumi=cli) == 0
     assert "gcp-prod: promoted: model v1" in capsys.readouterr().out
 

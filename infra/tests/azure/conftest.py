@@ -172,9 +172,7 @@ class AzureRun:
     generated: dict[str, str] = field(default_factory=dict)  # pulumi-random results by logical name
 
 
-def run_azure(
-    config: dict[str, str], stack: str, extra_outputs: ComputedOutputs = lambda _: {}
-) -> AzureRun:
+def run_azure(config: dict[str, str], stack: str, extra_outputs: ComputedOutputs = lambda _: {}) -> AzureRun:
     """The program under mocks; `extra_outputs` adds to (or overrides) what `outputs_for` computes."""
     exchange = TokenExchange()
     dependencies: dict[str, set[str]] = {}
