@@ -40,6 +40,10 @@ from infra.config import CanarySettings, ModelPin, StackSettings
 
 ROLLOUT_OUTPUT = "apiRollout"
 FULL_TRAFFIC = 100
+# During a canary the new revision also answers on a URL of its own (a Cloud Run traffic tag, a Container Apps
+# traffic label), recorded as `canaryUrl`, so the bake can smoke-test the canary itself rather than a 10%
+# chance of it. Short: Cloud Run's tagged host `<tag>---<service>-<project number>` must fit one DNS label.
+CANARY_TAG = "canary"
 
 
 class RolloutState(StrEnum):
@@ -99,7 +103,7 @@ class Rollout:
             return TrafficSplit(self.canary_percent, self.previous.revision)
         return TrafficSplit(FULL_TRAFFIC, None)
 
-    def to_output(self, current: RevisionRecord, bake_minutes: int) -> dict[str, Any]:
+    def to_output(self, current: RevisionRecord, bake_minutes: int, canary_url: str = "") -> dict[str, Any]:
         """`apiRollout`: the state, the revision deployed and its share, the one before, and how long the
         deploy workflow watches a `canary` or `baking` revision (`canaryBakeMinutes`)."""
         split = self.split
@@ -109,6 +113,7 @@ class Rollout:
             "currentPercent": split.latest_percent,
             "previous": self.previous.to_output() if self.previous else None,
             "bakeMinutes": bake_minutes,
+            "canaryUrl": canary_url if split.previous_revision is not None else "",
         }
 
 
@@ -176,12 +181,19 @@ class ApiRollout:
         self.bake_minutes = settings.canary.bake_minutes
         self.split: pulumi.Output[TrafficSplit] = self.plan.apply(lambda plan: plan.split)
 
-    def output(self, image: pulumi.Input[str], revision: pulumi.Input[str | None]) -> pulumi.Output[Any]:
-        """`apiRollout`, with the image and the platform's revision name this `up` deployed."""
+    def output(
+        self,
+        image: pulumi.Input[str],
+        revision: pulumi.Input[str | None],
+        canary_url: pulumi.Input[str] = "",
+    ) -> pulumi.Output[Any]:
+        """`apiRollout`, with the image and the platform's revision name this `up` deployed, and the URL the
+        latest revision answers on by its `CANARY_TAG` (recorded during a canary only)."""
         pin, bake_minutes = self.pin, self.bake_minutes
-        return pulumi.Output.all(self.plan, image, revision).apply(
+        return pulumi.Output.all(self.plan, image, revision, canary_url).apply(
             lambda values: values[0].to_output(
                 RevisionRecord(str(pin.version), pin.source, str(values[1]), str(values[2] or "")),
                 bake_minutes,
+                str(values[3] or ""),
             )
         )

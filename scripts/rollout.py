@@ -25,6 +25,7 @@ every checkout reads the same; the model pin lives in the checkout's stack file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 
 from infra.rollout import ROLLOUT_OUTPUT, RevisionRecord, RolloutState
 from mlops_stack.pulumi_cli import PROJECT, AutomationPulumi, PulumiCli, PulumiError
+from scripts import smoke
 
 MODEL_VERSION = f"{PROJECT}:modelVersion"
 MODEL_SOURCE = f"{PROJECT}:modelSource"
@@ -201,20 +203,32 @@ def bake(
     return True
 
 
+def smoke_targets(pulumi: PulumiCli, stack: str) -> dict[str, smoke.Target]:
+    """What the bake smoke-tests: the API's URL and, during a canary, the canary's own URL (`canaryUrl`: a
+    Cloud Run tag, a Container Apps label), so the new revision is checked every round, not 1 time in 10."""
+    target = smoke.target_from_stack(pulumi, stack)
+    value: Any = pulumi.outputs(stack).get(ROLLOUT_OUTPUT)
+    canary_url = str(value.get("canaryUrl") or "") if isinstance(value, dict) else ""
+    targets = {"API": target}
+    if canary_url:
+        targets["canary"] = dataclasses.replace(target, api_url=canary_url.rstrip("/"))
+    return targets
+
+
 class SmokeWatch:
-    """The deploy's smoke test (scripts/smoke.py), one short attempt per round."""
+    """The deploy's smoke test (scripts/smoke.py) on each of `smoke_targets`, one short attempt per round."""
 
     def __init__(self, pulumi: PulumiCli, stack: str, wait_seconds: float = 30.0) -> None:
         self._pulumi, self._stack, self._wait = pulumi, stack, wait_seconds
 
     def problems(self) -> list[str]:
-        from scripts import smoke
-
-        try:
-            smoke.run(smoke.target_from_stack(self._pulumi, self._stack), self._wait)
-        except smoke.SmokeError as error:
-            return [f"smoke test: {error}"]
-        return []
+        found = []
+        for name, target in smoke_targets(self._pulumi, self._stack).items():
+            try:
+                smoke.run(target, self._wait)
+            except smoke.SmokeError as error:
+                found.append(f"smoke test of the {name} ({target.api_url}): {error}")
+        return found
 
 
 class AlertsWatch:

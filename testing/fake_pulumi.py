@@ -75,7 +75,9 @@ def platform_program(config: Mapping[str, str]) -> dict[str, Any]:
         outputs["apiUrl"] = f"https://{stack}-api.example"
         outputs["modelUri"] = settings.model.source
         outputs[ROLLOUT_OUTPUT] = rollout.to_output(
-            RevisionRecord(str(version), settings.model.source, image, revision), settings.canary.bake_minutes
+            RevisionRecord(str(version), settings.model.source, image, revision),
+            settings.canary.bake_minutes,
+            f"https://canary---{stack}-api.example",
         )
     return outputs
 

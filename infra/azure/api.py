@@ -24,7 +24,7 @@ from infra.azure.tracking import APP_NAME_MAX_LENGTH
 from infra.config import ModelPin, StackSettings
 from infra.generated_secrets import StackSecrets
 from infra.naming import short_name
-from infra.rollout import ApiRollout
+from infra.rollout import CANARY_TAG, ApiRollout
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
 
 
@@ -90,5 +90,8 @@ class ModelApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
-        self.rollout = rollout.output(args.image, service.latest_revision)
+        canary_url = pulumi.Output.concat(
+            "https://", app_name, "---", CANARY_TAG, ".", args.environment.default_domain
+        )
+        self.rollout = rollout.output(args.image, service.latest_revision, canary_url)
         self.register_outputs({"url": self.url, "rollout": self.rollout})

@@ -9,7 +9,9 @@ keeps the generated name `<app>--<suffix>`; the stack records it after the updat
 
 A stack with `canaryPercent` 0 keeps single mode, as before rollouts existed. With a canary configured the app
 stays in multiple mode even when one revision has all traffic: switching modes back and forth on every
-rollout would deactivate and reactivate revisions for nothing.
+rollout would deactivate and reactivate revisions for nothing. During a canary the latest revision carries the
+traffic label `CANARY_TAG`, which gives it its own URL `https://<app>---<label>.<environment default domain>`
+(https://learn.microsoft.com/azure/container-apps/traffic-splitting#use-cases, "labels").
 """
 
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import pulumi
 import pulumi_azure_native.app as app
 
 from infra.config import CanarySettings
-from infra.rollout import TrafficSplit
+from infra.rollout import CANARY_TAG, TrafficSplit
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,12 @@ class RevisionTraffic:
 
 def weights(split: TrafficSplit) -> list[app.TrafficWeightArgs]:
     """The latest revision's weight and, during a canary, the previous revision's by name."""
-    result = [app.TrafficWeightArgs(latest_revision=True, weight=split.latest_percent)]
+    canary = split.previous_revision is not None
+    result = [
+        app.TrafficWeightArgs(
+            latest_revision=True, weight=split.latest_percent, label=CANARY_TAG if canary else None
+        )
+    ]
     if split.previous_revision is not None:
         result.append(
             app.TrafficWeightArgs(revision_name=split.previous_revision, weight=split.previous_percent)

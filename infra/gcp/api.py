@@ -13,7 +13,7 @@ from infra.gcp.service_accounts import runtime_identity
 from infra.gcp.storage import ArtifactStore
 from infra.gcp.traffic import traffic_targets
 from infra.generated_secrets import StackSecrets
-from infra.rollout import ApiRollout
+from infra.rollout import CANARY_TAG, ApiRollout
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
 
 BUCKET_READER = "roles/storage.objectViewer"
@@ -112,5 +112,6 @@ class ModelApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
-        self.rollout = rollout.output(args.image, service.latest_revision)
+        canary_url = pulumi.Output.concat("https://", CANARY_TAG, "---", service.host)
+        self.rollout = rollout.output(args.image, service.latest_revision, canary_url)
         self.register_outputs({"url": self.url, "rollout": self.rollout})

@@ -203,7 +203,7 @@ def test_gcp_canary_on_gives_the_new_revision_its_share_and_the_previous_the_res
         recorded(RolloutState.PROMOTED, gcp_previous(), None), canaryPercent="10", canaryBakeMinutes="15"
     )
     assert gcp_api_service(run)["traffics"] == [
-        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 10},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 10, "tag": "canary"},
         {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": "model-api--old0001", "percent": 90},
     ]
     rollout = run.outputs[ROLLOUT_OUTPUT]
@@ -211,6 +211,9 @@ def test_gcp_canary_on_gives_the_new_revision_its_share_and_the_previous_the_res
     assert rollout["current"]["modelVersion"] == "3"
     assert rollout["current"]["revision"] == "gcp-dev-api-00002-new"
     assert rollout["current"]["image"].endswith(gcp.DIGEST)
+    # The canary's own URL: Cloud Run's tagged deterministic host.
+    host = f"{gcp.REGION}.run.app"
+    assert rollout["canaryUrl"] == f"https://canary---gcp-dev-api-{gcp.PROJECT_NUMBER}.{host}"
 
 
 def test_gcp_promoted_gives_the_new_revision_all_traffic() -> None:
@@ -222,6 +225,7 @@ def test_gcp_promoted_gives_the_new_revision_all_traffic() -> None:
     ]
     assert run.outputs[ROLLOUT_OUTPUT]["state"] == "promoted"
     assert run.outputs[ROLLOUT_OUTPUT]["previous"] == gcp_previous().to_output()
+    assert run.outputs[ROLLOUT_OUTPUT]["canaryUrl"] == ""
 
 
 AZURE_APP = "azure-native:app:ContainerApp"
@@ -257,12 +261,13 @@ def test_azure_canary_on_weighs_the_new_revision_against_the_previous_one() -> N
     configuration = azure_api_configuration(run)
     assert configuration["activeRevisionsMode"] == "Multiple"
     assert configuration["ingress"]["traffic"] == [
-        {"latestRevision": True, "weight": 25},
+        {"latestRevision": True, "weight": 25, "label": "canary"},
         {"revisionName": "model-api--old0001", "weight": 75, "latestRevision": False},
     ]
     rollout = run.outputs[ROLLOUT_OUTPUT]
     assert (rollout["state"], rollout["currentPercent"]) == ("canary", 25)
     assert rollout["current"]["revision"] == "model-api--new0002"
+    assert rollout["canaryUrl"] == f"https://azure-dev-model-api---canary.{azure.DEFAULT_DOMAIN}"
 
 
 def test_azure_promoted_gives_the_latest_revision_all_traffic_in_multiple_mode() -> None:
@@ -296,3 +301,12 @@ def test_aws_watches_a_new_revision_at_full_traffic_and_records_it() -> None:
     assert (rollout["state"], rollout["currentPercent"]) == ("baking", 100)
     assert rollout["current"]["revision"] == AWS_REVISION_ARN
     assert rollout["previous"] == previous.to_output()
+
+
+def test_the_canary_tag_fits_cloud_runs_tagged_host_for_the_longest_service_name() -> None:
+    """`<tag>---<service>-<project number>` must be one DNS label (63) for the tagged URL to exist, with room
+    for a 13-digit project number (https://cloud.google.com/run/docs/triggering/https-request)."""
+    from infra.gcp.cloud_run import MAX_SERVICE_NAME
+    from infra.rollout import CANARY_TAG
+
+    assert len(f"{CANARY_TAG}---") + MAX_SERVICE_NAME + len("-") + 13 <= 63

@@ -225,3 +225,14 @@ def test_the_workflows_rollback_after_a_failed_smoke_test_leaves_a_promoted_revi
 def test_the_workflows_rollback_after_a_failed_smoke_test_rolls_back_a_canary(pulumi: FakePulumi) -> None:
     assert rollout.main(["rollback", "--stack", STACK, "--only-while-baking"], pulumi=pulumi) == 0
     assert rollout.read_rollout(pulumi, STACK).current.model_version == "1"
+
+
+def test_the_bake_smoke_tests_the_canary_on_its_own_url_too(pulumi: FakePulumi) -> None:
+    targets = rollout.smoke_targets(pulumi, STACK)
+    assert {name: target.api_url for name, target in targets.items()} == {
+        "API": f"https://{STACK}-api.example",
+        "canary": f"https://canary---{STACK}-api.example",
+    }
+    assert targets["canary"].api_key == targets["API"].api_key
+    rollout.promote(pulumi, STACK)
+    assert list(rollout.smoke_targets(pulumi, STACK)) == ["API"]
