@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 from infra.rollout import ROLLOUT_OUTPUT, RevisionRecord, RolloutState
 from mlops_stack.pulumi_cli import PROJECT, AutomationPulumi, PulumiCli, PulumiError
 from scripts import smoke
+from scripts.firing_alerts import AlertsUnreadableError, FiringAlerts, reader_for, rollback_alert_names
 
 MODEL_VERSION = f"{PROJECT}:modelVersion"
 MODEL_SOURCE = f"{PROJECT}:modelSource"
@@ -232,17 +234,27 @@ class SmokeWatch:
 
 
 class AlertsWatch:
-    """The stack's alerts that are firing. Alert policies come with the monitoring issue, per cloud; until a
-    cloud's reader is plugged in here, the bake says once that it watches the smoke test only."""
+    """The stack's model API alerts that are firing (scripts/firing_alerts.py: server errors, latency,
+    restarts). Alerts that cannot be read are reported and do not count as a problem: a rollback because
+    monitoring was unreadable would punish the revision for the reader's fault."""
 
-    def __init__(self, stack: str, say: Callable[[str], None] = print) -> None:
-        self._stack, self._say, self._warned = stack, say, False
+    def __init__(
+        self, stack: str, reader: Callable[[], FiringAlerts], say: Callable[[str], None] = print
+    ) -> None:
+        self._stack, self._make_reader, self._say = stack, reader, say
+        self._reader: FiringAlerts | None = None
 
     def problems(self) -> list[str]:
-        if not self._warned:
-            self._say(f"  note: no alert reader for {self._stack} yet: the bake checks the smoke test only")
-            self._warned = True
-        return []
+        try:
+            if self._reader is None:
+                self._reader = self._make_reader()
+            firing = self._reader.firing(rollback_alert_names(self._stack))
+        except AlertsUnreadableError as error:
+            self._say(
+                f"  note: cannot read {self._stack}'s alerts ({error}); this round checks the smoke test"
+            )
+            return []
+        return [f"alert {name!r} is firing" for name in firing]
 
 
 def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> int:
@@ -269,7 +281,8 @@ def main(argv: Sequence[str] | None = None, pulumi: PulumiCli | None = None) -> 
         elif args.command == "rollback":
             rollback(cli, args.stack, only_while_baking=args.only_while_baking)
         else:
-            watches: list[Watch] = [SmokeWatch(cli, args.stack), AlertsWatch(args.stack)]
+            alerts = AlertsWatch(args.stack, lambda: reader_for(cli.config(args.stack), os.environ))
+            watches: list[Watch] = [SmokeWatch(cli, args.stack), alerts]
             return 0 if bake(cli, args.stack, watches, args.interval) else 1
     except (RolloutError, PulumiError) as error:
         print(f"rollout {args.command} failed: {error}", file=sys.stderr)
