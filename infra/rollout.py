@@ -152,10 +152,17 @@ def plan_rollout(
     if previous is not None and previous.is_release(pin, pinned_image):
         # Back to the revision that served before: all traffic at once, and the one left is remembered.
         return Rollout(RolloutState.ROLLED_BACK, current, FULL_TRAFFIC)
-    if canary.percent and current.revision:
-        return Rollout(RolloutState.CANARY, current, canary.percent)
+    # A new release. What it is measured against, and rolled back to, is the last revision that proved itself:
+    # the current one, unless it is itself still unproven (a canary or baking), then the one before it.
+    unproven = RolloutState(recorded.get("state") or RolloutState.PROMOTED) in (
+        RolloutState.CANARY,
+        RolloutState.BAKING,
+    )
+    last_good = previous if unproven and previous is not None else current
+    if canary.percent and last_good.revision:
+        return Rollout(RolloutState.CANARY, last_good, canary.percent)
     state = RolloutState.BAKING if canary.bake_minutes else RolloutState.PROMOTED
-    return Rollout(state, current, FULL_TRAFFIC)
+    return Rollout(state, last_good, FULL_TRAFFIC)
 
 
 def recorded_rollout(name: str, parent: pulumi.Resource) -> pulumi.Output[Mapping[str, Any] | None]:

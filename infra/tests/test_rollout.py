@@ -80,6 +80,14 @@ def test_turning_the_canary_off_mid_canary_gives_the_new_revision_all_traffic() 
     assert (plan.state, plan.split) == (RolloutState.BAKING, TrafficSplit(100, None))
 
 
+def test_a_new_release_during_a_canary_is_measured_against_the_last_proven_revision() -> None:
+    v4 = ModelPin("throughput", 4, "gs://bucket/mlflow/1/models/m-4/artifacts")
+    plan = plan_rollout(recorded(RolloutState.CANARY, V3, V2), v4, None, CANARY)
+    assert (plan.state, plan.previous, plan.split) == (RolloutState.CANARY, V2, TrafficSplit(10, V2.revision))
+    after_promotion = plan_rollout(recorded(RolloutState.PROMOTED, V3, V2), v4, None, CANARY)
+    assert after_promotion.previous == V3
+
+
 def test_going_back_to_the_previous_release_is_a_rollback_with_all_traffic_at_once() -> None:
     back_to_v2 = ModelPin("throughput", 2, V2.model_source)
     plan = plan_rollout(recorded(RolloutState.CANARY, V3, V2), back_to_v2, None, CANARY)
