@@ -165,8 +165,23 @@ def with_recorded(
     return outputs
 
 
-def served_before(source: str) -> RevisionRecord:
-    return RevisionRecord("2", source.replace("/1/", "/0/"), OLD_IMAGE, "model-api--old0001")
+def served_before(pinned: Mapping[str, str | None]) -> RevisionRecord:
+    """Another version than the config pins (in another model directory), as a revision that served."""
+    version, source = pinned_value(pinned, "modelVersion"), pinned_value(pinned, "modelSource")
+    return RevisionRecord(
+        str(int(version) + 1), source.replace("/1/", "/0/"), OLD_IMAGE, "model-api--old0001"
+    )
+
+
+def deployed_now(pinned: Mapping[str, str | None], revision: str) -> RevisionRecord:
+    """The revision of the config's own pin, as an earlier `up` recorded it."""
+    version, source = pinned_value(pinned, "modelVersion"), pinned_value(pinned, "modelSource")
+    return RevisionRecord(version, source, NEW_IMAGE, revision)
+
+
+def pinned_value(config: Mapping[str, str | None], key: str) -> str:
+    """A project key of a test config, given bare (GCP's helpers) or with its namespace (AWS's, Azure's)."""
+    return str(config.get(key) or config[f"mlops-stack:{key}"])
 
 
 GCP_SERVICE = "gcp:cloudrunv2/service:Service"
@@ -185,7 +200,7 @@ def gcp_api_service(run: ProgramRun) -> dict[str, Any]:
 
 
 def gcp_previous() -> RevisionRecord:
-    return served_before(gcp.model_source("gcp-dev"))
+    return served_before(gcp.with_model("dev"))
 
 
 def test_gcp_reads_its_own_stacks_recorded_rollout() -> None:
@@ -216,7 +231,7 @@ def test_gcp_canary_on_gives_the_new_revision_its_share_and_the_previous_the_res
     ]
     rollout = run.outputs[ROLLOUT_OUTPUT]
     assert (rollout["state"], rollout["currentPercent"]) == ("canary", 10)
-    assert rollout["current"]["modelVersion"] == "3"
+    assert rollout["current"]["modelVersion"] == pinned_value(gcp.with_model("dev"), "modelVersion")
     assert rollout["current"]["revision"] == "gcp-dev-api-00002-new"
     assert rollout["current"]["image"].endswith(gcp.DIGEST)
     # The canary's own URL: Cloud Run's tagged deterministic host.
@@ -225,7 +240,7 @@ def test_gcp_canary_on_gives_the_new_revision_its_share_and_the_previous_the_res
 
 
 def test_gcp_promoted_gives_the_new_revision_all_traffic() -> None:
-    current = RevisionRecord("3", gcp.model_source("gcp-dev"), NEW_IMAGE, "gcp-dev-api-00002-new")
+    current = deployed_now(gcp.with_model("dev"), "gcp-dev-api-00002-new")
     canary = recorded(RolloutState.CANARY, current, gcp_previous())
     run = run_gcp(canary, canaryPercent="10", canaryBakeMinutes="15", rolloutPromote="true")
     assert gcp_api_service(run)["traffics"] == [
@@ -251,7 +266,7 @@ def azure_api_configuration(run: ProgramRun) -> dict[str, Any]:
 
 
 def azure_previous() -> RevisionRecord:
-    return served_before(azure.MODEL_SOURCE)
+    return served_before(azure.with_model("dev"))
 
 
 def test_azure_canary_off_keeps_single_revision_mode() -> None:
@@ -279,7 +294,7 @@ def test_azure_canary_on_weighs_the_new_revision_against_the_previous_one() -> N
 
 
 def test_azure_promoted_gives_the_latest_revision_all_traffic_in_multiple_mode() -> None:
-    current = RevisionRecord("1", azure.MODEL_SOURCE, NEW_IMAGE, "model-api--new0002")
+    current = deployed_now(azure.with_model("dev"), "model-api--new0002")
     canary = recorded(RolloutState.CANARY, current, azure_previous())
     run = run_azure(canary, canaryPercent="25", canaryBakeMinutes="10", rolloutPromote="true")
     configuration = azure_api_configuration(run)
@@ -303,7 +318,7 @@ def run_aws(rollout: Mapping[str, Any] | None, **overrides: str) -> ProgramRun:
 def test_aws_watches_a_new_revision_at_full_traffic_and_records_it() -> None:
     """Express Mode splits by itself (5% for 3 minutes); the stack records the revision for a rollback and
     the deploy workflow bakes it at full traffic (prod's default canaryBakeMinutes)."""
-    previous = served_before(aws.MODEL_SOURCE)
+    previous = served_before(aws.with_model("prod"))
     run = run_aws(recorded(RolloutState.PROMOTED, previous, None))
     rollout = run.outputs[ROLLOUT_OUTPUT]
     assert (rollout["state"], rollout["currentPercent"]) == ("baking", 100)

@@ -16,8 +16,17 @@ STACK = "gcp-prod"
 SOURCE = "gs://acme-ml-gcp-prod-mlflow/mlflow/1/models/m-{}/artifacts"
 
 
+def image(version: int) -> str:
+    return f"registry.example/model-api@sha256:{version:064x}"
+
+
 def pin(version: int) -> dict[str, str]:
-    return {"mlops-stack:modelVersion": str(version), "mlops-stack:modelSource": SOURCE.format(version)}
+    """A model version and a prebuilt image for it (`apiImage`), as a stack that pins its images has them."""
+    return {
+        "mlops-stack:modelVersion": str(version),
+        "mlops-stack:modelSource": SOURCE.format(version),
+        "mlops-stack:apiImage": image(version),
+    }
 
 
 def checkout(backend: FakeBackend, where: Path) -> FakePulumi:
@@ -67,6 +76,7 @@ def test_rollback_re_pins_the_previous_version_in_the_stack_file_and_deploys_it(
     after = rollout.rollback(pulumi, STACK)
     assert stack_file(pulumi)["mlops-stack:modelVersion"] == "1"
     assert stack_file(pulumi)["mlops-stack:modelSource"] == SOURCE.format(1)
+    assert stack_file(pulumi)["mlops-stack:apiImage"] == image(1)  # the stack pins images: the image too
     assert ("up", STACK) in backend.calls
     assert after.state is RolloutState.ROLLED_BACK
     assert (after.current.model_version, after.current_percent) == ("1", 100)
@@ -75,6 +85,7 @@ def test_rollback_re_pins_the_previous_version_in_the_stack_file_and_deploys_it(
     said = capsys.readouterr().out
     assert f"{STACK}: rolled back from model v2" in said
     assert "to model v1" in said
+    assert "now pins v1 (modelVersion, modelSource, apiImage)" in said
     assert f"commit stacks/Pulumi.{STACK}.yaml, or the next deploy from the repository pins v2 again" in said
 
 
@@ -122,8 +133,8 @@ def test_rollback_works_from_another_checkout_because_the_record_is_in_the_backe
 
 
 def test_rollback_refuses_when_this_checkout_pins_something_not_deployed(pulumi: FakePulumi) -> None:
-    pulumi.set_config(STACK, "mlops-stack:modelVersion", "3")
-    pulumi.set_config(STACK, "mlops-stack:modelSource", SOURCE.format(3))
+    for key, value in pin(3).items():
+        pulumi.set_config(STACK, key, value)
     with pytest.raises(rollout.RolloutError, match=r"this checkout pins model v3 .* serves v2"):
         rollout.rollback(pulumi, STACK)
 
