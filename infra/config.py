@@ -113,6 +113,18 @@ KEYS: Mapping[str, Key] = {
     "modelVersion": Key("the pinned model version (with modelSource)"),
     "modelSource": Key("the pinned version's artifact-store URI (with modelVersion)"),
     "registryKeepImages": Key("images kept per registry repository", default="10", bounds=(1, 1000)),
+    # Rollouts of a new API revision (infra/rollout.py): a canary share on GCP and Azure, a watch at full
+    # traffic on AWS (whose Express Mode runs its own fixed canary). Sandboxes roll out at once.
+    "canaryPercent": Key(
+        "share of traffic a new API revision gets while it bakes (0: no split)", default="0", bounds=(0, 50)
+    ),
+    "canaryBakeMinutes": Key(
+        "minutes the deploy workflow watches a new API revision (smoke test, alerts) before promoting it",
+        default=_per_environment(0, 10, 15, 0),
+        # The deploy job (60 minutes) holds the `up`, the bake and the promoting `up`.
+        bounds=(0, 30),
+    ),
+    "rolloutPromote": Key("set for one `up` by scripts/rollout.py promote: never in a stack file"),
     "awsOidcProviderArn": Key("AWS: an existing GitHub OIDC provider to use instead of creating one"),
     "awsInterfaceEndpoints": Key(
         "AWS: oneZone or everyZone interface VPC endpoints",
@@ -291,6 +303,15 @@ class ModelPin:
 
 
 @dataclass(frozen=True)
+class CanarySettings:
+    """How a new model API revision is rolled out (infra/rollout.py)."""
+
+    percent: int  # the new revision's share while it bakes; 0: it takes all traffic at once
+    bake_minutes: int  # how long the deploy workflow watches it; 0: no watch, it is promoted at once
+    promote: bool = False  # this `up` promotes the revision that is baking (scripts/rollout.py promote)
+
+
+@dataclass(frozen=True)
 class StackSettings:
     """Everything the program needs to know about this stack, validated."""
 
@@ -334,6 +355,7 @@ class StackSettings:
     # aws:allowedAccountIds: the only accounts the stack may touch (empty: not pinned). Recommended: one
     # account per environment, each stack pinned to its own.
     aws_allowed_account_ids: tuple[str, ...]
+    canary: CanarySettings = CanarySettings(percent=0, bake_minutes=0)
 
     @property
     def is_sandbox(self) -> bool:
@@ -585,6 +607,7 @@ def load_settings(
         ),
         aws_interface_endpoints=_interface_endpoints(check, cloud),
         aws_allowed_account_ids=_aws_allowed_account_ids(check, cloud),
+        canary=_canary(check, cloud, environment),
     )
     if cloud is Cloud.GCP:
         _check_gcp_subjects(check, settings)
@@ -714,6 +737,38 @@ def _check_model_environment(check: _Checker, model: ModelPin) -> None:
             "write it with `uv run python -m scripts.promote --print-pin --save-requirements` and commit it "
             "(or set apiImage to an image built for this model)",
         )
+
+
+# Express Mode deploys every update as its own canary, fixed at 5% of traffic for 3 minutes with a rollback
+# alarm on 4xx + 5xx errors, and the provider exposes no deployment settings (ecs.ExpressGatewayService):
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/express-service-update-full.html
+EXPRESS_CANARY = "Express Mode runs its own canary on every update (5% for 3 minutes, rolled back on errors)"
+
+
+def _canary(check: _Checker, cloud: Cloud | None, environment: Environment | None) -> CanarySettings:
+    """`canaryPercent` + `canaryBakeMinutes` (+ the one-shot `rolloutPromote`)."""
+    percent = check.integer("canaryPercent")
+    bake_minutes = check.integer("canaryBakeMinutes")
+    promote = check.boolean("rolloutPromote")
+    if environment is Environment.SANDBOX and (percent or bake_minutes):
+        key = "canaryPercent" if percent else "canaryBakeMinutes"
+        check.fail(key, "is set on a sandbox", "sandboxes roll out at once: remove it")
+        return CanarySettings(0, 0, promote)
+    if percent and cloud is Cloud.AWS:
+        check.fail(
+            "canaryPercent",
+            f"is {percent} but {EXPRESS_CANARY} and cannot split traffic otherwise",
+            "remove it; canaryBakeMinutes still watches a new revision after Express's canary and rolls it "
+            "back",
+        )
+        percent = 0
+    if percent and not bake_minutes:
+        check.fail(
+            "canaryBakeMinutes",
+            f"is 0 but canaryPercent is {percent}: nothing would promote the canary",
+            "set canaryBakeMinutes from 1 to 30",
+        )
+    return CanarySettings(percent, bake_minutes, promote)
 
 
 def _state_location(

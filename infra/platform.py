@@ -13,6 +13,7 @@ import pulumi
 
 from infra.config import Cloud, CloudRules, ConfigReader, StackSettings, load_settings, read_pulumi_config
 from infra.naming import expiry_label
+from infra.rollout import ROLLOUT_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class PlatformOutputs:
     api_key: pulumi.Output[str] | None  # None when the API is protected by the cloud's IAM instead
     # The sandboxes' deploy identity (a dev stack with `sandboxes: true`), what sandbox.yml logs in with.
     sandbox_ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None
+    # The model API's rollout (infra/rollout.py): what it deployed, what served before, the state.
+    # None: no model API.
+    api_rollout: pulumi.Input[object] | None = None
 
 
 class PlatformBuilder(Protocol):
@@ -64,6 +68,8 @@ def export_outputs(settings: StackSettings, outputs: PlatformOutputs) -> None:
     pulumi.export("apiUrl", outputs.api_url)
     pulumi.export("modelUri", outputs.model_uri)
     pulumi.export("ciIdentity", outputs.ci_identity)
+    if outputs.api_rollout is not None:
+        pulumi.export(ROLLOUT_OUTPUT, outputs.api_rollout)
     if outputs.sandbox_ci_identity is not None:
         pulumi.export("sandboxCiIdentity", outputs.sandbox_ci_identity)
     pulumi.export("trackingAdminUsername", TRACKING_ADMIN_USERNAME)

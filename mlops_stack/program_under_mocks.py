@@ -112,9 +112,12 @@ class RecordingMonitor(MockMonitor):
 
 
 def _random_outputs(args: MockResourceArgs) -> dict[str, Any]:
-    """pulumi-random computes `result`; give it a recognisable stand-in (not a real secret)."""
+    """pulumi-random computes `result`; give it a recognisable stand-in (not a real secret). A stack reference
+    reads a stack with no outputs yet (a stack's first update), unless `outputs_for` says otherwise."""
     if args.typ.startswith("random:"):
         return {"result": f"mock-{args.name}"}
+    if args.typ == "pulumi:pulumi:StackReference":
+        return {"outputs": {}, "secretOutputNames": []}
     return {}
 
 

@@ -1,8 +1,8 @@
 """The few Pulumi operations our scripts need, behind one small interface.
 
-`bootstrap`, `sandbox` and `smoke` talk to Pulumi only through `PulumiCli`. `AutomationPulumi` is the real
-implementation, on Pulumi's Automation API (`pulumi.automation`, part of the `pulumi` package): it streams
-what `up` and `destroy` do into the log as they do it, and turns the CLI's failures into typed errors
+`bootstrap`, `sandbox`, `smoke` and `rollout` talk to Pulumi only through `PulumiCli`. `AutomationPulumi` is
+the real implementation, on Pulumi's Automation API (`pulumi.automation`, part of the `pulumi` package): it
+streams what `up` and `destroy` do into the log as they do it, and turns the CLI's failures into typed errors
 (`StackLockedError` for a stack another run is updating). The Automation API drives the `pulumi` CLI, which
 cannot be installed on every machine (our test machines among them), so tests use a fake that models the
 real split of responsibilities (`testing/fake_pulumi.py`):
@@ -55,6 +55,10 @@ class PulumiCli(Protocol):
 
     def set_config(self, stack: str, key: str, value: str) -> None:
         """Set one plain config value in this checkout's stack file."""
+        ...
+
+    def remove_config(self, stack: str, key: str) -> None:
+        """Remove one config value from this checkout's stack file (no error if it is not there)."""
         ...
 
     def tags(self, stack: str) -> dict[str, str]:
@@ -156,6 +160,9 @@ class AutomationPulumi:
             f"config set {key} on {stack}",
             lambda: self._ws().set_config(stack, key, automation.ConfigValue(value=value)),
         )
+
+    def remove_config(self, stack: str, key: str) -> None:
+        self._run(f"config rm {key} on {stack}", lambda: self._ws().remove_config(stack, key))
 
     def tags(self, stack: str) -> dict[str, str]:
         return dict(self._run(f"tags of {stack}", lambda: self._ws().list_tags(stack)))

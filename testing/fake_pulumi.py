@@ -17,12 +17,15 @@ How the real CLI behaves, with a DIY (bucket) backend, and what this fake does t
   (pkg/cmd/pulumi/stack/secrets.go, GetSecretsManager); otherwise the DIY default, a passphrase manager,
   fails without PULUMI_CONFIG_PASSPHRASE.
 - **The program** runs on `up` with the checkout's config, as the real one does: here `program(config)`
-  returns the outputs, or raises for bad config (the real program refuses it before any resource).
+  returns the outputs, or raises for bad config (the real program refuses it before any resource). It also
+  gets the stack's outputs from its last update (`__previous_outputs__`, JSON), which the real program reads
+  through a `StackReference` to its own stack (infra/rollout.py).
 - `stack rm` refuses a stack that still has resources, and removes its tags and this checkout's stack file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +61,24 @@ def platform_program(config: Mapping[str, str]) -> dict[str, Any]:
     }
     if settings.sandbox_expires_at is not None:
         outputs["sandboxExpiresAt"] = config["mlops-stack:sandboxExpiresAt"]
+    if settings.model is not None:
+        from infra.rollout import ROLLOUT_OUTPUT, RevisionRecord, plan_rollout
+
+        previous = json.loads(config.get("__previous_outputs__") or "{}")
+        rollout = plan_rollout(
+            previous.get(ROLLOUT_OUTPUT), settings.model, settings.api_image, settings.canary
+        )
+        version = settings.model.version
+        image = settings.api_image or f"registry.example/{stack}/model-api@sha256:{version:064x}"
+        # The platform's generated revision name: a new one for each new release.
+        revision = f"{stack}-api-v{version}"
+        outputs["apiUrl"] = f"https://{stack}-api.example"
+        outputs["modelUri"] = settings.model.source
+        outputs[ROLLOUT_OUTPUT] = rollout.to_output(
+            RevisionRecord(str(version), settings.model.source, image, revision),
+            settings.canary.bake_minutes,
+            f"https://canary---{stack}-api.example",
+        )
     return outputs
 
 
@@ -172,6 +193,13 @@ class FakePulumi:
         document["config"] = {**(document.get("config") or {}), key: value}
         self._write_file(stack, document)
 
+    def remove_config(self, stack: str, key: str) -> None:
+        self.backend.calls.append(("config rm", f"{stack} {key}"))
+        self._stack(stack)
+        document = self._read_file(stack)
+        document["config"] = {k: v for k, v in (document.get("config") or {}).items() if k != key}
+        self._write_file(stack, document)
+
     def tags(self, stack: str) -> dict[str, str]:
         return dict(self._stack(stack).tags)
 
@@ -183,7 +211,8 @@ class FakePulumi:
         self.backend.calls.append(("up", stack))
         found = self._locked(stack, f"up {stack}")
         manager = self._secrets_manager(stack)
-        outputs = self.program({**self.config(stack), "__stack__": stack})
+        previous = json.dumps(found.outputs)
+        outputs = self.program({**self.config(stack), "__stack__": stack, "__previous_outputs__": previous})
         found.secrets_manager, found.has_resources, found.outputs = manager, True, outputs
 
     def destroy(self, stack: str) -> None:

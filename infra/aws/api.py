@@ -15,6 +15,7 @@ from infra.aws.express import (
 from infra.aws.storage import ArtifactStore
 from infra.config import ModelPin, StackSettings
 from infra.generated_secrets import StackSecrets
+from infra.rollout import ApiRollout
 from infra.workloads import API_PORT, API_READINESS_PATH, api_environment
 
 
@@ -35,13 +36,19 @@ class ModelApiArgs:
 
 
 class ModelApi(pulumi.ComponentResource):
-    """Reads its model straight from the bucket (read-only), so it keeps serving when MLflow is down."""
+    """Reads its model straight from the bucket (read-only), so it keeps serving when MLflow is down.
+
+    Rollouts: Express Mode shifts traffic itself, a fixed canary on every update (config.EXPRESS_CANARY), and
+    offers no split of ours; the stack still records each revision (`apiRollout`, infra/rollout.py) so the
+    deploy workflow can watch a new one at full traffic (`canaryBakeMinutes`) and roll it back."""
 
     url: pulumi.Output[str]
+    rollout: pulumi.Output[object]  # the `apiRollout` stack output (infra/rollout.py)
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:aws:ModelApi", name, None, opts)
         settings = args.settings
+        rollout = ApiRollout(name, settings, args.model, self)
         environment = api_environment(
             settings,
             args.secrets,
@@ -77,4 +84,5 @@ class ModelApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
-        self.register_outputs({"url": self.url})
+        self.rollout = rollout.output(args.image, service.revision)
+        self.register_outputs({"url": self.url, "rollout": self.rollout})

@@ -107,6 +107,7 @@ class ExpressServiceArgs:
 
 class ExpressService(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    revision: pulumi.Output[str]  # the ARN of the service revision the update deployed
 
     def __init__(
         self, name: str, args: ExpressServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -209,6 +210,7 @@ class ExpressService(pulumi.ComponentResource):
             ),
         )
         self.url = service.ingress_paths.apply(_public_url)
+        self.revision = service.service_revision_arn
         self.register_outputs({"url": self.url})
 
     def _role(

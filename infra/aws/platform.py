@@ -85,8 +85,9 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=child,
         )
         api_url: pulumi.Input[str] = ""
+        api_rollout: pulumi.Input[object] | None = None
         if settings.model is not None and images.api is not None:
-            api_url = ModelApi(
+            api = ModelApi(
                 f"{name}-api",
                 ModelApiArgs(
                     settings=settings,
@@ -103,7 +104,8 @@ class AwsPlatform(pulumi.ComponentResource):
                     depends_on=service_dependencies,
                 ),
                 opts=child,
-            ).url
+            )
+            api_url, api_rollout = api.url, api.rollout
         # Sandbox stacks make no CI identity: the dev stack's sandbox role deploys them.
         ci = (
             None
@@ -117,6 +119,7 @@ class AwsPlatform(pulumi.ComponentResource):
             artifact_root=store.artifact_root,
             registry=registry.repository_prefix,
             api_url=api_url,
+            api_rollout=api_rollout,
             model_uri=settings.model.source if settings.model else "",
             ci_identity=ci.identity() if ci else {},
             sandbox_ci_identity=ci.sandbox_identity() if ci else None,

@@ -17,12 +17,14 @@ from infra.azure.container_app import (
 )
 from infra.azure.environment import AppsEnvironment
 from infra.azure.registry import ContainerRegistry
+from infra.azure.revisions import revision_traffic
 from infra.azure.roles import BuiltInRole
 from infra.azure.storage import ArtifactStore
 from infra.azure.tracking import APP_NAME_MAX_LENGTH
 from infra.config import ModelPin, StackSettings
 from infra.generated_secrets import StackSecrets
 from infra.naming import short_name
+from infra.rollout import CANARY_TAG, ApiRollout
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
 
 
@@ -41,9 +43,11 @@ class ModelApiArgs:
 
 class ModelApi(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    rollout: pulumi.Output[object]  # the `apiRollout` stack output (infra/rollout.py)
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:azure:ModelApi", name, None, opts)
+        rollout = ApiRollout(name, args.settings, args.model, self)
         app_name = short_name(args.settings.stack, "model-api", max_length=APP_NAME_MAX_LENGTH)
         identity = AppIdentity(
             f"{name}-identity",
@@ -80,9 +84,14 @@ class ModelApi(pulumi.ComponentResource):
                     readiness_path=API_READINESS_PATH,
                 ),
                 environment=environment,
+                traffic=revision_traffic(args.settings.canary, rollout.split),
             ),
             identity,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
-        self.register_outputs({"url": self.url})
+        canary_url = pulumi.Output.concat(
+            "https://", app_name, "---", CANARY_TAG, ".", args.environment.default_domain
+        )
+        self.rollout = rollout.output(args.image, service.latest_revision, canary_url)
+        self.register_outputs({"url": self.url, "rollout": self.rollout})

@@ -23,6 +23,7 @@ import pulumi_azure_native.managedidentity as managedidentity
 import pulumiverse_time
 
 from infra.azure.environment import CONSUMPTION_PROFILE
+from infra.azure.revisions import RevisionTraffic
 from infra.azure.roles import BuiltInRole, grant_role
 from infra.config import ContainerSettings
 from infra.workloads import ContainerEnvironment
@@ -69,6 +70,8 @@ class ServiceAppArgs:
     size: ContainerSettings
     probes: Probes
     environment: ContainerEnvironment
+    # Revision mode and traffic weights (infra/azure/revisions.py); None: single revision mode.
+    traffic: RevisionTraffic | None = None
 
 
 def app_fqdn(app_name: str, default_domain: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -141,6 +144,7 @@ class ServiceApp(pulumi.ComponentResource):
     """External HTTPS-only ingress, scale from settings (to zero by default), probes, identity, secrets."""
 
     url: pulumi.Output[str]
+    latest_revision: pulumi.Output[str]  # the name of the newest ready revision, after the update
 
     def __init__(
         self,
@@ -156,6 +160,7 @@ class ServiceApp(pulumi.ComponentResource):
             app.EnvironmentVarArgs(name=var, secret_ref=secret_name(var)) for var in env.secrets
         ]
         identity_id = identity.identity.id
+        traffic = args.traffic or RevisionTraffic(app.ActiveRevisionsMode.SINGLE, None)
         container_app = app.ContainerApp(
             f"{name}-app",
             container_app_name=args.app_name,
@@ -166,12 +171,13 @@ class ServiceApp(pulumi.ComponentResource):
                 type=app.ManagedServiceIdentityType.USER_ASSIGNED, user_assigned_identities=[identity_id]
             ),
             configuration=app.ConfigurationArgs(
-                active_revisions_mode=app.ActiveRevisionsMode.SINGLE,
+                active_revisions_mode=traffic.mode,
                 ingress=app.IngressArgs(
                     external=True,
                     allow_insecure=False,  # plain HTTP gets a redirect to HTTPS, never the app
                     target_port=args.port,
                     transport=app.IngressTransportMethod.HTTP,
+                    traffic=traffic.weights,
                 ),
                 registries=[app.RegistryCredentialsArgs(server=args.registry_server, identity=identity_id)],
                 secrets=secrets,
@@ -194,6 +200,7 @@ class ServiceApp(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[identity.ready]),
         )
+        self.latest_revision = container_app.latest_ready_revision_name
         # Through the app's id, so whoever reads the URL waits until the app exists.
         self.url = pulumi.Output.all(container_app.id, args.fqdn).apply(lambda values: f"https://{values[1]}")
         self.register_outputs({"url": self.url})

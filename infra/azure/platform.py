@@ -128,8 +128,9 @@ class AzurePlatform(pulumi.ComponentResource):
             opts=child,
         )
         api_url: pulumi.Input[str] = ""
+        api_rollout: pulumi.Input[object] | None = None
         if settings.model is not None and images.api is not None:
-            api_url = ModelApi(
+            api = ModelApi(
                 f"{name}-api",
                 ModelApiArgs(
                     settings=settings,
@@ -143,7 +144,8 @@ class AzurePlatform(pulumi.ComponentResource):
                     store=store,
                 ),
                 opts=child,
-            ).url
+            )
+            api_url, api_rollout = api.url, api.rollout
         ci = CiIdentity(
             f"{name}-ci",
             CiIdentityArgs(
@@ -159,6 +161,7 @@ class AzurePlatform(pulumi.ComponentResource):
             artifact_root=store.artifact_root,
             registry=registry.login_server,
             api_url=api_url,
+            api_rollout=api_rollout,
             model_uri=settings.model.source if settings.model is not None else "",
             ci_identity=ci.outputs,
             sandbox_ci_identity=ci.sandbox_outputs,

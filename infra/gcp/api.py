@@ -11,7 +11,9 @@ from infra.gcp.apis import Api, RequiredApis
 from infra.gcp.secrets import ContainerSecrets, ContainerSecretsArgs
 from infra.gcp.service_accounts import runtime_identity
 from infra.gcp.storage import ArtifactStore
+from infra.gcp.traffic import traffic_targets
 from infra.generated_secrets import StackSecrets
+from infra.rollout import CANARY_TAG, ApiRollout
 from infra.workloads import API_LIVENESS_PATH, API_PORT, API_READINESS_PATH, api_environment
 
 BUCKET_READER = "roles/storage.objectViewer"
@@ -47,10 +49,12 @@ class ModelApi(pulumi.ComponentResource):
     """
 
     url: pulumi.Output[str]
+    rollout: pulumi.Output[object]  # the `apiRollout` stack output (infra/rollout.py)
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:gcp:ModelApi", name, None, opts)
         settings = args.settings
+        rollout = ApiRollout(name, settings, args.model, self)
         identity = runtime_identity(
             name, settings, "api", args.deployer, self, args.apis.needed_by([Api.IAM])
         )
@@ -97,6 +101,7 @@ class ModelApi(pulumi.ComponentResource):
                 # API key: anyone may call and the service rejects requests without the stack's key.
                 # IAM: no invoker binding at all; grant roles/run.invoker to the callers that need it.
                 public=settings.api_auth is ApiAuth.API_KEY,
+                traffic=rollout.split.apply(traffic_targets),
                 depends_on=[
                     *args.apis.needed_by([Api.RUN]),
                     bucket_access,
@@ -107,4 +112,6 @@ class ModelApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
-        self.register_outputs({"url": self.url})
+        canary_url = pulumi.Output.concat("https://", CANARY_TAG, "---", service.host)
+        self.rollout = rollout.output(args.image, service.latest_revision, canary_url)
+        self.register_outputs({"url": self.url, "rollout": self.rollout})

@@ -69,6 +69,8 @@ class CloudRunServiceArgs:
     public: bool  # anyone may invoke it (the application authenticates), or only IAM-granted callers
     request_timeout: str | None = None  # Cloud Run's default (300 s) when None
     cloud_sql: CloudSqlMount | None = None
+    # Traffic targets (infra/gcp/traffic.py); None: Cloud Run's default, all traffic to the latest revision.
+    traffic: pulumi.Input[Sequence[cloudrunv2.ServiceTrafficArgs]] | None = None
     # Cloud Run checks the service account's access when it deploys a revision: grants first.
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
@@ -78,6 +80,7 @@ class CloudRunService(pulumi.ComponentResource):
 
     host: pulumi.Output[str]
     url: pulumi.Output[str]
+    latest_revision: pulumi.Output[str]  # the name of the newest ready revision, after the update
 
     def __init__(
         self, name: str, args: CloudRunServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -111,6 +114,7 @@ class CloudRunService(pulumi.ComponentResource):
             ingress="INGRESS_TRAFFIC_ALL",
             # A service holds no data: the stack's data lives in the protected bucket and database.
             deletion_protection=False,
+            traffics=args.traffic,
             template=cloudrunv2.ServiceTemplateArgs(
                 service_account=args.service_account_email,
                 scaling=cloudrunv2.ServiceTemplateScalingArgs(
@@ -157,6 +161,7 @@ class CloudRunService(pulumi.ComponentResource):
                 member="allUsers",
                 opts=pulumi.ResourceOptions(parent=self, aliases=moved),
             )
+        self.latest_revision = service.latest_ready_revision
         self.host = service_host(service_id, args.project_number, settings.region)
         self.url = pulumi.Output.concat("https://", self.host)
         self.register_outputs({"url": self.url})

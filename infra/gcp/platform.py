@@ -82,8 +82,9 @@ class GcpPlatform(pulumi.ComponentResource):
             opts=child,
         )
         api_url: pulumi.Input[str] = ""
+        api_rollout: pulumi.Input[object] | None = None
         if settings.model is not None and images.api is not None:
-            api_url = ModelApi(
+            api = ModelApi(
                 f"{name}-api",
                 ModelApiArgs(
                     settings=settings,
@@ -96,12 +97,14 @@ class GcpPlatform(pulumi.ComponentResource):
                     apis=apis,
                 ),
                 opts=child,
-            ).url
+            )
+            api_url, api_rollout = api.url, api.rollout
         self.outputs = PlatformOutputs(
             tracking_uri=tracking.url,
             artifact_root=store.artifact_root,
             registry=registry.path,
             api_url=api_url,
+            api_rollout=api_rollout,
             model_uri=settings.model.source if settings.model is not None else "",
             ci_identity=ci.outputs,
             sandbox_ci_identity=ci.sandbox_outputs,

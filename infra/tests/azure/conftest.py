@@ -12,7 +12,7 @@ import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs, mocks
 
 from infra.azure import registry
-from testing.pulumi_program import ProgramRun, run_program, stack_config
+from testing.pulumi_program import ComputedOutputs, ProgramRun, run_program, stack_config
 
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "99999999-8888-7777-6666-555555555555"
@@ -172,14 +172,15 @@ class AzureRun:
     generated: dict[str, str] = field(default_factory=dict)  # pulumi-random results by logical name
 
 
-def run_azure(config: dict[str, str], stack: str) -> AzureRun:
+def run_azure(config: dict[str, str], stack: str, extra_outputs: ComputedOutputs = lambda _: {}) -> AzureRun:
+    """The program under mocks; `extra_outputs` adds to (or overrides) what `outputs_for` computes."""
     exchange = TokenExchange()
     dependencies: dict[str, set[str]] = {}
     generated: dict[str, str] = {}
     register = mocks.MockMonitor.RegisterResource
 
     def computed(args: MockResourceArgs) -> dict[str, Any]:
-        outputs = outputs_for(args)
+        outputs = {**outputs_for(args), **extra_outputs(args)}
         if "result" in outputs:
             generated[args.name] = outputs["result"]
         return outputs
