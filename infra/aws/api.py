@@ -38,6 +38,7 @@ class ModelApi(pulumi.ComponentResource):
     """Reads its model straight from the bucket (read-only), so it keeps serving when MLflow is down."""
 
     url: pulumi.Output[str]
+    service: ExpressService
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:aws:ModelApi", name, None, opts)
@@ -77,4 +78,5 @@ class ModelApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
+        self.service = service  # its names, for the stack's alarms (infra/aws/monitoring.py)
         self.register_outputs({"url": self.url})
