@@ -21,8 +21,9 @@
   whose value is `$.max_psi` (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html):
   a custom metric that gets a data point only when the API writes the line.
 
-Standard alarms are billed per alarm per month; no alarm here is high-resolution. The SNS topic and its email
-subscription exist only when `alertEmail` is set (the address must confirm the subscription once).
+No dashboard (see StackMonitoring). Standard alarms are billed per alarm per month; none here is
+high-resolution. The SNS topic and its email subscription exist only when `alertEmail` is set (the address
+must confirm the subscription once).
 """
 
 import json
@@ -99,8 +100,9 @@ class StackMonitoring(pulumi.ComponentResource):
                 self._alarm(name, alert, storage, free_gb * GB, "LessThanThreshold")
             elif args.api is not None:
                 self._api_alarm(name, alert, args.api, args.cluster_name)
-        if plan.alerts:
-            self._dashboard(name)
+        # No CloudWatch dashboard: dashboards take no tags, so the account fence that keeps one environment's
+        # deploy identity off another's resources (infra/aws/fence.py) could not cover it. The alarms list
+        # filtered by the stack's name (every alarm is named `<stack> <alert>`) is the overview instead.
         self.register_outputs({})
 
     def _api_alarm(self, name: str, alert: Alert, api: ExpressService, cluster: pulumi.Input[str]) -> None:
@@ -165,30 +167,6 @@ class StackMonitoring(pulumi.ComponentResource):
             alarm_actions=self._actions,
             ok_actions=self._actions,
             tags={"alert": alert.id.value},
-            opts=self._child,
-        )
-
-    def _dashboard(self, name: str) -> None:
-        """One page with every alarm and its graph (CloudWatch's alarm widget)."""
-        region = self._settings.region
-
-        def body(alarm_arns: list[str]) -> str:
-            widgets = [
-                {
-                    "type": "alarm",
-                    "x": 0,
-                    "y": 0,
-                    "width": 24,
-                    "height": 4,
-                    "properties": {"title": f"{self._settings.stack} alerts", "alarms": sorted(alarm_arns)},
-                }
-            ]
-            return json.dumps({"widgets": widgets, "periodOverride": "auto", "region": region})
-
-        cloudwatch.Dashboard(
-            f"{name}-dashboard",
-            dashboard_name=f"{self._settings.stack}-mlops-stack",
-            dashboard_body=pulumi.Output.all(*[alarm.arn for alarm in self.alarms.values()]).apply(body),
             opts=self._child,
         )
 

@@ -12,13 +12,13 @@ The computed values have the shapes AWS gives them, not shapes derived from our 
 """
 
 import functools
-import zlib
 import json
 import random
 import re
 import secrets
 import string
 import uuid
+import zlib
 from typing import Any
 
 import pytest
@@ -149,7 +149,8 @@ def calls(args: MockCallArgs) -> dict[str, Any]:
     return {}
 
 
-LOAD_BALANCER_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT_ID}:loadbalancer/app/ecs-express-gateway-alb-1a2b/50dc6c495c0c9188"
+ELB_ARN_PREFIX = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT_ID}"
+LOAD_BALANCER_ARN = f"{ELB_ARN_PREFIX}:loadbalancer/app/ecs-express-alb-1a2b/50dc6c495c0c9188"
 
 
 def target_group_arns(service_name: str) -> tuple[str, str]:
