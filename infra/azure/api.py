@@ -41,6 +41,8 @@ class ModelApiArgs:
 
 class ModelApi(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    app_id: pulumi.Output[str]
+    app_name: str
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:azure:ModelApi", name, None, opts)
@@ -85,4 +87,6 @@ class ModelApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
+        self.app_id = service.id  # for the stack's alerts (infra/azure/monitoring.py)
+        self.app_name = app_name
         self.register_outputs({"url": self.url})

@@ -141,6 +141,7 @@ class ServiceApp(pulumi.ComponentResource):
     """External HTTPS-only ingress, scale from settings (to zero by default), probes, identity, secrets."""
 
     url: pulumi.Output[str]
+    id: pulumi.Output[str]  # the container app's resource id (what its metric alerts are scoped to)
 
     def __init__(
         self,
@@ -196,6 +197,7 @@ class ServiceApp(pulumi.ComponentResource):
         )
         # Through the app's id, so whoever reads the URL waits until the app exists.
         self.url = pulumi.Output.all(container_app.id, args.fqdn).apply(lambda values: f"https://{values[1]}")
+        self.id = container_app.id
         self.register_outputs({"url": self.url})
 
 
