@@ -12,7 +12,7 @@ import pytest
 from infra.alerts import DRIFT_EVENT, DRIFT_FIELD, RESTARTS, AlertId, alert_plan
 from infra.aws.database import ALLOCATED_STORAGE_GB
 from infra.azure.monitoring import TRACKING_5XX
-from infra.config import ConfigError, StackSettings
+from infra.config import STATIC_DEFAULTS, ConfigError, StackSettings
 from infra.platform import load_stack_settings
 from infra.tests.aws import conftest as aws
 from infra.tests.azure import conftest as azure
@@ -212,10 +212,16 @@ def test_bad_alert_config_fails_before_any_resource_with_how_to_fix(
 
 
 def test_the_drift_alerts_read_the_line_the_api_writes() -> None:
-    """The names infra matches on are the ones service/monitoring.py writes."""
+    """The names infra matches on are the ones service/monitoring.py writes, and by default the alert fires
+    where the API itself calls it drift."""
     from service import monitoring
+    from service.settings import Settings as ServiceSettings
 
     assert monitoring.DRIFT_EVENT == DRIFT_EVENT
+    assert (
+        float(STATIC_DEFAULTS["alertDriftPsi"])
+        == ServiceSettings.model_fields["monitoring_psi_threshold"].default
+    )
     source = inspect.getsource(monitoring.drift_log_line)
     assert f'"{DRIFT_FIELD}":' in source
     assert '"event": DRIFT_EVENT' in source
