@@ -60,6 +60,7 @@ class StackMonitoring(pulumi.ComponentResource):
         if plan.email is not None:
             group = monitor.ActionGroup(
                 f"{name}-email",
+                action_group_name=f"{args.settings.stack} alerts",
                 resource_group_name=args.resource_group_name,
                 location="global",
                 group_short_name="mlops-alert",  # at most 12 characters, shown in the email
