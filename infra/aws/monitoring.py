@@ -26,6 +26,7 @@ high-resolution. The SNS topic and its email subscription exist only when `alert
 must confirm the subscription once).
 """
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -86,9 +87,8 @@ class StackMonitoring(pulumi.ComponentResource):
         self.alarms = {}
         for alert in plan.alerts:
             if alert.id is AlertId.TRACKING_UNAVAILABLE:
-                self._alarm(
-                    name, alert, tracking.apply(lambda b, a=alert: _unhealthy_percent(b, _seconds(a)))
-                )
+                failing = functools.partial(_unhealthy_percent, period=_seconds(alert))
+                self._alarm(name, alert, tracking.apply(failing))
             elif alert.id is AlertId.DATABASE_CPU:
                 metric = "ACUUtilization" if args.database.is_serverless else "CPUUtilization"
                 self._alarm(

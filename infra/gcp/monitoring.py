@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp.logging as logging
 import pulumi_gcp.monitoring as monitoring
+import pulumiverse_time
 
 from infra.alerts import DRIFT_EVENT, DRIFT_FIELD, Alert, AlertId, AlertPlan, alert_name
 from infra.config import StackSettings
@@ -32,6 +33,7 @@ RUN_RESOURCE = 'resource.type="cloud_run_revision"'
 REQUESTS = 'metric.type="run.googleapis.com/request_count"'
 LATENCIES = 'metric.type="run.googleapis.com/request_latencies"'
 SYSTEM_LOG = 'logName:"run.googleapis.com%2Fvarlog%2Fsystem"'
+METRIC_PROPAGATION = "10m"  # how long a new log-based metric may take to reach Cloud Monitoring
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +193,7 @@ class StackMonitoring(pulumi.ComponentResource):
         )
 
     def _log_metric(self, name: str, purpose: str, log_filter: str, description: str) -> pulumi.Output[str]:
+        """A log-based counter; its name is handed out only once Cloud Monitoring knows it (see below)."""
         metric = logging.Metric(
             f"{name}-{purpose}-metric",
             name=f"mlops-stack/{self._settings.stack}/{purpose}",
@@ -199,7 +202,17 @@ class StackMonitoring(pulumi.ComponentResource):
             metric_descriptor=logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
             opts=self._child,
         )
-        return metric.name
+        # An alert policy on a log-based metric created moments before fails with "Cannot find metric(s) that
+        # match type ... it could take up to 10 minutes to become available"
+        # (https://github.com/hashicorp/terraform-provider-google/issues/11102, open). The policy waits that
+        # long, once: the wait runs again only when the metric is replaced.
+        known = pulumiverse_time.Sleep(
+            f"{name}-{purpose}-metric-known",
+            create_duration=METRIC_PROPAGATION,
+            triggers={"metric": metric.id},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return pulumi.Output.all(metric.name, known.id).apply(lambda values: str(values[0]))
 
     def _dashboard(self, name: str, api: str, tracking: str, sql: pulumi.Output[str]) -> None:
         def chart(
