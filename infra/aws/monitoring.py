@@ -184,7 +184,11 @@ def load_balancing(
             arns.append(balancer.target_group_arn)
             arns += [c.alternate_target_group_arn for c in balancer.advanced_configurations or []]
         if not arns:
-            raise pulumi.RunError(f"{name}: the ECS service has no load balancer target group to watch")
+            raise pulumi.RunError(
+                f"{name}: ECS reports no load balancer target group for the service, so its alarms have "
+                "nothing to read; `aws ecs describe-services --cluster <stack> --services <service> --query "
+                "'services[].loadBalancers'` shows what it has (README first-deploy checklist)"
+            )
         return arns
 
     arns = service.load_balancers.apply(target_groups)
