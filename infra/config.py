@@ -146,7 +146,22 @@ KEYS: Mapping[str, Key] = {
         "Azure: the resource group of the state account and key", default="mlops-stack-state"
     ),
     "azureResourceGroup": Key("Azure sandboxes: the dev stack's resource group for sandboxes"),
+    # Alerts (infra/alerts.py): none on sandboxes; the same thresholds on every other stack unless set.
+    "alertEmail": Key("where alerts are sent (default: nobody; they still fire and show in the console)"),
+    "alertApi5xxCount": Key("alert when the model API answers this many 5xx in 5 minutes", "5", (1, 100000)),
+    "alertApiP99Ms": Key(
+        "alert when the model API's p99 latency passes this (ms, over 5 minutes)", "2000", (10, 600000)
+    ),
+    "alertDatabasePercent": Key(
+        "alert when the database's CPU or storage use passes this percent", "80", (10, 99)
+    ),
+    # The API's own line between "watch" and "drift" (MONITORING_PSI_THRESHOLD, service/settings.py), so the
+    # alert fires when the API reports the status `drift` (a test holds the two together).
+    "alertDriftPsi": Key("alert when the API's drift score (max PSI of a window) passes this", "0.25"),
 }
+# alertDriftPsi is a decimal: the range it accepts (PSI 0.1-0.25 is "some shift", above 0.25 "significant").
+DRIFT_PSI_BOUNDS = (0.01, 10.0)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PROJECT_KEYS: tuple[str, ...] = tuple(KEYS)
 # What Pulumi.yaml declares, as Pulumi applies a project default: to every stack that does not set the key.
 STATIC_DEFAULTS: Mapping[str, str] = {
@@ -312,6 +327,17 @@ class CanarySettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Thresholds and recipient of the stack's alerts (infra/alerts.py says what each alert watches)."""
+
+    email: str | None  # None: alerts fire and show in the cloud's console, but notify nobody
+    api_5xx_count: int  # 5xx answers of the model API in 5 minutes
+    api_p99_ms: int
+    database_percent: int  # CPU and storage use
+    drift_psi: float
+
+
+@dataclass(frozen=True)
 class StackSettings:
     """Everything the program needs to know about this stack, validated."""
 
@@ -355,6 +381,7 @@ class StackSettings:
     # aws:allowedAccountIds: the only accounts the stack may touch (empty: not pinned). Recommended: one
     # account per environment, each stack pinned to its own.
     aws_allowed_account_ids: tuple[str, ...]
+    alerts: AlertSettings
     canary: CanarySettings = CanarySettings(percent=0, bake_minutes=0)
 
     @property
@@ -607,6 +634,7 @@ def load_settings(
         ),
         aws_interface_endpoints=_interface_endpoints(check, cloud),
         aws_allowed_account_ids=_aws_allowed_account_ids(check, cloud),
+        alerts=_alert_settings(check),
         canary=_canary(check, cloud, environment),
     )
     if cloud is Cloud.GCP:
@@ -616,6 +644,23 @@ def load_settings(
     if check.problems:
         raise ConfigError(stack, check.problems)
     return settings
+
+
+def _alert_settings(check: _Checker) -> AlertSettings:
+    email = check.matching("alertEmail", EMAIL, "one email address, such as ml-oncall@example.com")
+    low, high = DRIFT_PSI_BOUNDS
+    psi = check.number("alertDriftPsi", float(STATIC_DEFAULTS["alertDriftPsi"]))
+    if not low <= psi <= high:
+        check.fail(
+            "alertDriftPsi", f"{psi:g} is out of range", f"give a PSI from {low:g} to {high:g} (0.2 is usual)"
+        )
+    return AlertSettings(
+        email=email,
+        api_5xx_count=check.integer("alertApi5xxCount"),
+        api_p99_ms=check.integer("alertApiP99Ms"),
+        database_percent=check.integer("alertDatabasePercent"),
+        drift_psi=psi,
+    )
 
 
 def _check_stack_name(check: _Checker, stack: str, cloud: Cloud | None, env: Environment | None) -> None:

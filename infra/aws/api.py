@@ -44,6 +44,7 @@ class ModelApi(pulumi.ComponentResource):
 
     url: pulumi.Output[str]
     rollout: pulumi.Output[object]  # the `apiRollout` stack output (infra/rollout.py)
+    service: ExpressService
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:aws:ModelApi", name, None, opts)
@@ -85,4 +86,5 @@ class ModelApi(pulumi.ComponentResource):
         )
         self.url = service.url
         self.rollout = rollout.output(args.image, service.revision)
+        self.service = service  # its names, for the stack's alarms (infra/aws/monitoring.py)
         self.register_outputs({"url": self.url, "rollout": self.rollout})

@@ -31,6 +31,9 @@ RDS_CA_BUNDLE_PATH = "/opt/rds-ca/global-bundle.pem"
 AURORA_ENGINE_VERSION = "16.6"
 POSTGRES_ENGINE_VERSION = "16.6"
 SERVERLESS_MAX_ACU = 2.0
+# An RDS instance starts at 20 GB and storage autoscaling grows it up to 100 GB.
+ALLOCATED_STORAGE_GB = 20
+MAX_ALLOCATED_STORAGE_GB = 100
 # Pause after 5 idle minutes (the minimum AWS allows): MLflow holds no idle connections (NullPool).
 SECONDS_UNTIL_AUTO_PAUSE = 300
 
@@ -48,6 +51,7 @@ class TrackingDatabase(pulumi.ComponentResource):
 
     host: pulumi.Output[str]
     is_serverless: bool
+    instance_identifier: str  # the writer instance (Aurora) or the instance (RDS): its CloudWatch dimension
 
     def __init__(
         self, name: str, args: TrackingDatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -90,9 +94,10 @@ class TrackingDatabase(pulumi.ComponentResource):
                 **common,
                 opts=data,
             )
+            self.instance_identifier = short_name(settings.stack, "mlflow-writer", max_length=63)
             rds.ClusterInstance(
                 f"{name}-writer",
-                identifier=short_name(settings.stack, "mlflow-writer", max_length=63),
+                identifier=self.instance_identifier,
                 cluster_identifier=cluster.id,
                 instance_class="db.serverless",
                 engine=cluster.engine,
@@ -103,14 +108,15 @@ class TrackingDatabase(pulumi.ComponentResource):
             )
             self.host = cluster.endpoint
         else:
+            self.instance_identifier = short_name(settings.stack, "mlflow", max_length=63)
             instance = rds.Instance(
                 f"{name}-instance",
-                identifier=short_name(settings.stack, "mlflow", max_length=63),
+                identifier=self.instance_identifier,
                 engine="postgres",
                 engine_version=POSTGRES_ENGINE_VERSION,
                 instance_class=settings.database_tier,
-                allocated_storage=20,
-                max_allocated_storage=100,
+                allocated_storage=ALLOCATED_STORAGE_GB,
+                max_allocated_storage=MAX_ALLOCATED_STORAGE_GB,
                 storage_type="gp3",
                 db_name=DATABASE_NAME,
                 username=DATABASE_USER,

@@ -108,6 +108,8 @@ class ExpressServiceArgs:
 class ExpressService(pulumi.ComponentResource):
     url: pulumi.Output[str]
     revision: pulumi.Output[str]  # the ARN of the service revision the update deployed
+    service_name: pulumi.Output[str]  # the ECS service's name (its metrics, task events and load balancing)
+    log_group_name: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ExpressServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -211,6 +213,9 @@ class ExpressService(pulumi.ComponentResource):
         )
         self.url = service.ingress_paths.apply(_public_url)
         self.revision = service.service_revision_arn
+        # Through the service, so that whoever reads these (the alarms) waits until it exists.
+        self.service_name = pulumi.Output.all(service.id, args.service_name).apply(lambda values: values[1])
+        self.log_group_name = logs.name
         self.register_outputs({"url": self.url})
 
     def _role(

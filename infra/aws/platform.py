@@ -9,12 +9,14 @@ everything by its `expires-at` tag.
 import pulumi
 import pulumi_aws as aws
 
+from infra.alerts import alert_plan
 from infra.aws.account import lookup_account
 from infra.aws.api import ModelApi, ModelApiArgs
 from infra.aws.ci_identity import CiIdentity, CiIdentityArgs
 from infra.aws.cluster import ServiceCluster, ServiceClusterArgs
 from infra.aws.database import TrackingDatabase, TrackingDatabaseArgs
 from infra.aws.fence import fence_workloads
+from infra.aws.monitoring import StackMonitoring, StackMonitoringArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.aws.storage import ArtifactStore, ArtifactStoreArgs
@@ -85,6 +87,7 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=child,
         )
         api_url: pulumi.Input[str] = ""
+        api: ModelApi | None = None
         api_rollout: pulumi.Input[object] | None = None
         if settings.model is not None and images.api is not None:
             api = ModelApi(
@@ -106,6 +109,20 @@ class AwsPlatform(pulumi.ComponentResource):
                 opts=child,
             )
             api_url, api_rollout = api.url, api.rollout
+        plan = alert_plan(settings)
+        if plan.alerts:
+            StackMonitoring(
+                f"{name}-monitoring",
+                StackMonitoringArgs(
+                    settings=settings,
+                    plan=plan,
+                    cluster_name=cluster.cluster_name,
+                    tracking=tracking.service,
+                    api=api.service if api is not None else None,
+                    database=database,
+                ),
+                opts=child,
+            )
         # Sandbox stacks make no CI identity: the dev stack's sandbox role deploys them.
         ci = (
             None

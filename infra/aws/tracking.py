@@ -46,6 +46,7 @@ class TrackingServerArgs:
 
 class TrackingServer(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    service: ExpressService
     environment: ContainerEnvironment  # what the container gets (tests run the entrypoint with it)
 
     def __init__(
@@ -100,4 +101,5 @@ class TrackingServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
+        self.service = service  # its names, for the stack's alarms (infra/aws/monitoring.py)
         self.register_outputs({"url": self.url})

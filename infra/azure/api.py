@@ -44,6 +44,8 @@ class ModelApiArgs:
 class ModelApi(pulumi.ComponentResource):
     url: pulumi.Output[str]
     rollout: pulumi.Output[object]  # the `apiRollout` stack output (infra/rollout.py)
+    app_id: pulumi.Output[str]
+    app_name: str
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops-stack:azure:ModelApi", name, None, opts)
@@ -94,4 +96,6 @@ class ModelApi(pulumi.ComponentResource):
             "https://", app_name, "---", CANARY_TAG, ".", args.environment.default_domain
         )
         self.rollout = rollout.output(args.image, service.latest_revision, canary_url)
+        self.app_id = service.id  # for the stack's alerts (infra/azure/monitoring.py)
+        self.app_name = app_name
         self.register_outputs({"url": self.url, "rollout": self.rollout})

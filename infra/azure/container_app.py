@@ -145,6 +145,7 @@ class ServiceApp(pulumi.ComponentResource):
 
     url: pulumi.Output[str]
     latest_revision: pulumi.Output[str]  # the name of the newest ready revision, after the update
+    id: pulumi.Output[str]  # the container app's resource id (what its metric alerts are scoped to)
 
     def __init__(
         self,
@@ -203,6 +204,7 @@ class ServiceApp(pulumi.ComponentResource):
         self.latest_revision = container_app.latest_ready_revision_name
         # Through the app's id, so whoever reads the URL waits until the app exists.
         self.url = pulumi.Output.all(container_app.id, args.fqdn).apply(lambda values: f"https://{values[1]}")
+        self.id = container_app.id
         self.register_outputs({"url": self.url})
 
 

@@ -51,6 +51,7 @@ class TrackingDatabase(pulumi.ComponentResource):
     """The server (VNet-integrated, public access disabled) and the `mlflow` database."""
 
     host: pulumi.Output[str]
+    id: pulumi.Output[str]
     name: str = DATABASE_NAME
     user: str = ADMIN_LOGIN
 
@@ -113,4 +114,5 @@ class TrackingDatabase(pulumi.ComponentResource):
         if settings.protect:
             delete_lock(f"{name}-server-lock", server, parent=self)
         self.host = server.fully_qualified_domain_name
+        self.id = server.id  # what its metric alerts are scoped to
         self.register_outputs({"host": self.host})

@@ -43,6 +43,7 @@ class AppsEnvironment(pulumi.ComponentResource):
 
     id: pulumi.Output[str]
     default_domain: pulumi.Output[str]
+    workspace_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: AppsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
@@ -84,5 +85,6 @@ class AppsEnvironment(pulumi.ComponentResource):
             opts=child,
         )
         self.id = environment.id
+        self.workspace_id = workspace.id  # where the apps' console logs land (the drift alert's query)
         self.default_domain = environment.default_domain
         self.register_outputs({"id": environment.id, "default_domain": environment.default_domain})

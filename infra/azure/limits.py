@@ -190,7 +190,18 @@ TAGGED_TYPES = (
     "azure-native:privatedns:PrivateZone",
     "azure-native:privatedns:VirtualNetworkLink",
     "azure-native:managedidentity:UserAssignedIdentity",
+    "azure-native:monitor:MetricAlert",
+    "azure-native:monitor:ScheduledQueryRule",
+    "azure-native:monitor:ActionGroup",
 )
+
+
+def _insights_name(forbidden: str) -> re.Pattern[str]:
+    """Microsoft.Insights names: any character but `forbidden` and control characters, not ending with a space
+    or a period."""
+    allowed = "[^" + re.escape(forbidden) + "\x00-\x1f]"
+    return re.compile(f"{allowed}*(?![ .]){allowed}")
+
 
 RULES: tuple[Rule, ...] = (
     NameRule(
@@ -334,6 +345,30 @@ RULES: tuple[Rule, ...] = (
         "letters, digits, '-' and '_', starting with a letter or digit",
         "https://learn.microsoft.com/rest/api/managedidentity/federated-identity-credentials/create-or-update",
         min_length=3,
+    ),
+    NameRule(
+        "azure-native:monitor:MetricAlert",
+        "ruleName",
+        260,
+        _insights_name("*#&+:<>?@%{}\\/"),
+        "no `*#&+:<>?@%{}\\/` or control characters, not ending with a space or '.'",
+        NAMES_DOC + "#microsoftinsights",
+    ),
+    NameRule(
+        "azure-native:monitor:ScheduledQueryRule",
+        "ruleName",
+        260,
+        _insights_name("*<>%{}&:\\?/#"),
+        "no `*<>%{}&:\\?/#` or control characters, not ending with a space or '.'",
+        NAMES_DOC + "#microsoftinsights",
+    ),
+    NameRule(
+        "azure-native:monitor:ActionGroup",
+        "actionGroupName",
+        260,
+        _insights_name(":<>+/&%\\?|"),
+        "no `:<>+/&%\\?|` or control characters, not ending with a space or '.'",
+        NAMES_DOC + "#microsoftinsights",
     ),
     NameRule(
         "azure-native:authorization:ManagementLockByScope",

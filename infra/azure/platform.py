@@ -14,10 +14,12 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
+from infra.alerts import alert_plan
 from infra.azure.api import ModelApi, ModelApiArgs
 from infra.azure.ci_identity import CiIdentity, CiIdentityArgs
 from infra.azure.database import TrackingDatabase, TrackingDatabaseArgs
 from infra.azure.environment import AppsEnvironment, AppsEnvironmentArgs
+from infra.azure.monitoring import StackMonitoring, StackMonitoringArgs
 from infra.azure.network import Network, NetworkArgs
 from infra.azure.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.azure.storage import ArtifactStore, ArtifactStoreArgs
@@ -43,6 +45,9 @@ TAGGED_TYPES = frozenset(
         "azure-native:privatedns:PrivateZone",
         "azure-native:privatedns:VirtualNetworkLink",
         "azure-native:managedidentity:UserAssignedIdentity",
+        "azure-native:monitor:MetricAlert",
+        "azure-native:monitor:ScheduledQueryRule",
+        "azure-native:monitor:ActionGroup",
     }
 )
 
@@ -128,6 +133,7 @@ class AzurePlatform(pulumi.ComponentResource):
             opts=child,
         )
         api_url: pulumi.Input[str] = ""
+        api: ModelApi | None = None
         api_rollout: pulumi.Input[object] | None = None
         if settings.model is not None and images.api is not None:
             api = ModelApi(
@@ -146,6 +152,22 @@ class AzurePlatform(pulumi.ComponentResource):
                 opts=child,
             )
             api_url, api_rollout = api.url, api.rollout
+        plan = alert_plan(settings)
+        if plan.alerts:
+            StackMonitoring(
+                f"{name}-monitoring",
+                StackMonitoringArgs(
+                    settings=settings,
+                    plan=plan,
+                    resource_group_name=group.name,
+                    workspace_id=environment.workspace_id,
+                    tracking_app_id=tracking.app_id,
+                    api_app_id=api.app_id if api is not None else None,
+                    api_app_name=api.app_name if api is not None else None,
+                    database_id=database.id,
+                ),
+                opts=child,
+            )
         ci = CiIdentity(
             f"{name}-ci",
             CiIdentityArgs(

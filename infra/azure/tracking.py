@@ -42,6 +42,8 @@ class TrackingServerArgs:
 
 class TrackingServer(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    app_id: pulumi.Output[str]
+    app_name: str
 
     def __init__(
         self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -94,4 +96,6 @@ class TrackingServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
+        self.app_id = service.id  # for the stack's alerts (infra/azure/monitoring.py)
+        self.app_name = app_name
         self.register_outputs({"url": self.url})

@@ -23,6 +23,9 @@ class Api(StrEnum):
     IAM_CREDENTIALS = "iamcredentials.googleapis.com"
     # Project-level IAM bindings (projects.IAMMember) go through Resource Manager.
     RESOURCE_MANAGER = "cloudresourcemanager.googleapis.com"
+    # Alert policies, dashboards and log-based metrics (infra/gcp/monitoring.py).
+    MONITORING = "monitoring.googleapis.com"
+    LOGGING = "logging.googleapis.com"
 
 
 class RequiredApis(pulumi.ComponentResource):

@@ -12,11 +12,13 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_gcp.organizations as organizations
 
+from infra.alerts import alert_plan
 from infra.config import PROJECT, ConfigError, StackSettings
 from infra.gcp.api import ModelApi, ModelApiArgs
 from infra.gcp.apis import Api, RequiredApis
 from infra.gcp.ci_identity import ci_access
 from infra.gcp.database import TrackingDatabase, TrackingDatabaseArgs
+from infra.gcp.monitoring import StackMonitoring, StackMonitoringArgs
 from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.gcp.storage import ArtifactStore, ArtifactStoreArgs, artifact_bucket_name
 from infra.gcp.tracking import TrackingServer, TrackingServerArgs
@@ -99,6 +101,18 @@ class GcpPlatform(pulumi.ComponentResource):
                 opts=child,
             )
             api_url, api_rollout = api.url, api.rollout
+        plan = alert_plan(settings)
+        if plan.alerts:
+            StackMonitoring(
+                f"{name}-monitoring",
+                StackMonitoringArgs(
+                    settings=settings,
+                    plan=plan,
+                    database_instance=database.instance.name,
+                    depends_on=apis.needed_by([Api.MONITORING, Api.LOGGING]),
+                ),
+                opts=child,
+            )
         self.outputs = PlatformOutputs(
             tracking_uri=tracking.url,
             artifact_root=store.artifact_root,

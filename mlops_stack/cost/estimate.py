@@ -239,6 +239,12 @@ def cloud_sql_instance(resource: Registered) -> list[Usage]:
 
 
 GCP_METERS: Mapping[str, MeterReader] = {
+    "gcp:monitoring/alertPolicy:AlertPolicy": lambda r: per_month(
+        "alerting_condition_month", len(r.inputs.get("conditions") or [1]), "one condition, one series"
+    ),
+    "gcp:logging/metric:Metric": lambda r: per_month(
+        "log_based_metric_mib", 0, "samples only when lines match"
+    ),
     "gcp:cloudrunv2/service:Service": cloud_run_service,
     "gcp:sql/databaseInstance:DatabaseInstance": cloud_sql_instance,
     "gcp:storage/bucket:Bucket": lambda r: per_month("gcs_standard_gb_month", ARTIFACT_GB, "artifacts"),
@@ -317,7 +323,21 @@ def rds_instance(resource: Registered) -> list[Usage]:
     ]
 
 
+def metric_alarm(resource: Registered) -> list[Usage]:
+    """A standard alarm is billed per metric it reads (a metric-math alarm reads several). The target groups
+    the load-balancer alarms read are looked up at `up` (infra/aws/monitoring.py): in a preview, count one."""
+    queries = resource.inputs.get("metricQueries")
+    if not isinstance(queries, list):  # unknown in a preview: the lookup has not run
+        return per_month("cloudwatch_alarm_metric_month", 1, "at least one metric (looked up at `up`)")
+    metrics = [query for query in queries if isinstance(query, dict) and query.get("metric")]
+    return per_month("cloudwatch_alarm_metric_month", len(metrics), f"{len(metrics)} metric(s)")
+
+
 AWS_METERS: Mapping[str, MeterReader] = {
+    "aws:cloudwatch/metricAlarm:MetricAlarm": metric_alarm,
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": lambda r: per_month(
+        "cloudwatch_custom_metric_month", 0, "data only when the API writes its drift line"
+    ),
     "aws:ecs/expressGatewayService:ExpressGatewayService": express_service,
     "aws:ecs/cluster:Cluster": express_cluster,
     "aws:ec2/vpcEndpoint:VpcEndpoint": vpc_endpoint,
@@ -376,6 +396,12 @@ def storage_account(resource: Registered) -> list[Usage]:
 
 
 AZURE_METERS: Mapping[str, MeterReader] = {
+    "azure-native:monitor:MetricAlert": lambda r: per_month(
+        "metric_alert_time_series_month", 1, "one resource, one metric, one dimension value"
+    ),
+    "azure-native:monitor:ScheduledQueryRule": lambda r: per_month(
+        "log_alert_rule_month_15min", 1, "one rule every 15 minutes"
+    ),
     "azure-native:app:ContainerApp": container_app,
     "azure-native:dbforpostgresql:Server": postgres_server,
     "azure-native:containerregistry:Registry": container_registry,

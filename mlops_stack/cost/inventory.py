@@ -38,6 +38,24 @@ PLACEHOLDER_INVOKES: Mapping[str, Mapping[str, Any]] = {
         "expiresAt": "2030-01-01T00:00:00Z",
         "id": "estimate",
     },
+    # The load balancing Express Mode made for a service (infra/aws/monitoring.py reads both target groups).
+    "aws:ecs/getService:getService": {
+        "loadBalancers": [
+            {
+                "targetGroupArn": "arn:aws:elasticloadbalancing:region:000000000000:targetgroup/estimate-a/0",
+                "advancedConfigurations": [
+                    {
+                        "alternateTargetGroupArn": (
+                            "arn:aws:elasticloadbalancing:region:000000000000:targetgroup/estimate-b/0"
+                        )
+                    }
+                ],
+            }
+        ]
+    },
+    "aws:lb/getTargetGroup:getTargetGroup": {
+        "loadBalancerArns": ["arn:aws:elasticloadbalancing:region:000000000000:loadbalancer/app/estimate/0"]
+    },
     "azure-native:authorization:getClientConfig": {
         "subscriptionId": "00000000-0000-0000-0000-000000000000",
         "tenantId": "00000000-0000-0000-0000-000000000000",

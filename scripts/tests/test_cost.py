@@ -198,10 +198,11 @@ def test_a_price_not_found_is_printed_as_unpriced_and_left_out_of_the_total(
 
     assert cost.main(["gcp-dev"]) == 0
     out = capsys.readouterr().out
-    assert f"its entry names the page to read):\n  - {micro}\n" in out
+    listed = out.split("its entry names the page to read):\n", 1)[1]
+    assert f"  - {micro}\n" in listed
     assert cost.main(["gcp-dev", "--json"]) == 0
     unpriced = json.loads(capsys.readouterr().out)
-    assert unpriced["unpriced"] == [micro]
+    assert unpriced["unpriced"] == sorted([*priced["unpriced"], micro])
     assert unpriced["idle_usd_per_month"] == pytest.approx(
         priced["idle_usd_per_month"] - HOURS_PER_MONTH * micro_usd, abs=0.01
     )

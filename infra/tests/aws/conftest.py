@@ -18,6 +18,7 @@ import re
 import secrets
 import string
 import uuid
+import zlib
 from typing import Any
 
 import pytest
@@ -131,7 +132,35 @@ def calls(args: MockCallArgs) -> dict[str, Any]:
             "expiresAt": "2026-12-01T00:00:00Z",
             "id": REGION,
         }
+    if args.token == "aws:ecs/getService:getService":
+        # Express Mode's target group and, for its canary deployments, the alternate one.
+        groups = target_group_arns(args.args["serviceName"])
+        return {
+            "serviceName": args.args["serviceName"],
+            "loadBalancers": [
+                {
+                    "targetGroupArn": groups[0],
+                    "advancedConfigurations": [{"alternateTargetGroupArn": groups[1]}],
+                }
+            ],
+        }
+    if args.token == "aws:lb/getTargetGroup:getTargetGroup":
+        return {"arn": args.args["arn"], "loadBalancerArns": [LOAD_BALANCER_ARN]}
     return {}
+
+
+ELB_ARN_PREFIX = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT_ID}"
+LOAD_BALANCER_ARN = f"{ELB_ARN_PREFIX}:loadbalancer/app/ecs-express-alb-1a2b/50dc6c495c0c9188"
+
+
+def target_group_arns(service_name: str) -> tuple[str, str]:
+    """The two target groups Express Mode makes for a service (names it chooses, as AWS would)."""
+    prefix = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT_ID}:targetgroup"
+    digest = zlib.crc32(service_name.encode()) % 10**6
+    return (
+        f"{prefix}/ecs-gateway-tg-{digest}a/73e2d6bc24d8a067",
+        f"{prefix}/ecs-gateway-tg-{digest}b/8c4ab2e5c1d7f903",
+    )
 
 
 @functools.cache

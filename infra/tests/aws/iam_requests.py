@@ -275,6 +275,23 @@ def _images_and_logs(run: ProgramRun, resource: Registered, tags: dict[str, str]
     return [[Request("secretsmanager:PutSecretValue", secret_arn(secret), resource_tags(tags))]]
 
 
+def _monitoring(run: ProgramRun, resource: Registered, tags: dict[str, str]) -> Calls:
+    """infra/aws/monitoring.py: alarms, the drift metric filter, the crash-event rule, and the
+    SNS topic for email (each create authorized as the service's API reference names it)."""
+    kind, inputs, new = resource.type, resource.inputs, request_tags(tags)
+    if kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return [[Request("cloudwatch:PutMetricAlarm", arn("cloudwatch", f"alarm:{inputs['name']}"), new)]]
+    if kind == "aws:cloudwatch/logMetricFilter:LogMetricFilter":
+        group = arn("logs", f"log-group:{inputs['logGroupName']}")
+        return [[Request("logs:PutMetricFilter", group, resource_tags(tags))]]
+    if kind == "aws:cloudwatch/eventRule:EventRule":
+        rule = arn("events", f"rule/{_autoname(resource, 'name')}")
+        return [[Request("events:PutRule", rule, new)]]
+    if kind == "aws:sns/topic:Topic":
+        return [[Request("sns:CreateTopic", arn("sns", _autoname(resource, "name")), new)]]
+    return [[Request("sns:Subscribe", str(inputs["topic"]))]]
+
+
 def _database(run: ProgramRun, resource: Registered, tags: dict[str, str]) -> Calls:
     kind, inputs, new = resource.type, resource.inputs, request_tags(tags)
     if kind == "aws:rds/subnetGroup:SubnetGroup":
@@ -397,6 +414,16 @@ _MAPPINGS = {
     ),
     **dict.fromkeys(
         ("aws:ecs/cluster:Cluster", "aws:ecs/expressGatewayService:ExpressGatewayService"), _containers
+    ),
+    **dict.fromkeys(
+        (
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+            "aws:cloudwatch/eventRule:EventRule",
+            "aws:sns/topic:Topic",
+            "aws:sns/topicSubscription:TopicSubscription",
+        ),
+        _monitoring,
     ),
     **dict.fromkeys(
         (
