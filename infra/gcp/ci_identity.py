@@ -111,13 +111,29 @@ DEPLOY_ROLES: Mapping[str, RoleGrant] = {
     "roles/resourcemanager.projectIamAdmin": RoleGrant(
         "the tracking server's conditional cloudsql.client binding, and no other role", Fence.GRANTS
     ),
+    **{
+        role: RoleGrant(f"the stack's alerts (infra/gcp/monitoring.py): {what}", Fence.PROJECT)
+        for role, what in (
+            ("roles/monitoring.alertPolicyEditor", "its alert policies"),
+            ("roles/monitoring.notificationChannelEditor", "the alertEmail channel"),
+            ("roles/monitoring.dashboardEditor", "its dashboard"),
+            ("roles/logging.configWriter", "the log-based metrics the drift and restart policies read"),
+            # scripts/rollout.py bake lists open alerts (monitoring.alerts.list) during a rollout.
+            ("roles/monitoring.viewer", "read which alerts are open while a new revision bakes"),
+        )
+    },
 }
+# Sandboxes have no alerts (infra/alerts.py), so their deployer gets none of the monitoring roles.
+MONITORING_ROLES = frozenset(
+    role for role in DEPLOY_ROLES if role.startswith(("roles/monitoring.", "roles/logging."))
+)
 # Sandbox stacks create everything themselves, their Docker repository included, and no pool.
 SANDBOX_ROLES: Mapping[str, RoleGrant] = {
     **{
         role: grant
         for role, grant in DEPLOY_ROLES.items()
         if role not in ("roles/iam.workloadIdentityPoolViewer", "roles/artifactregistry.writer")
+        and role not in MONITORING_ROLES
     },
     "roles/artifactregistry.admin": RoleGrant(
         "each sandbox's Docker repository, its cleanup policies and images", Fence.PROJECT

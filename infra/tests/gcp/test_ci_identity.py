@@ -23,6 +23,7 @@ import pytest
 from infra.gcp.ci_identity import (
     DEPLOY_ROLES,
     GRANTABLE_PROJECT_ROLES,
+    MONITORING_ROLES,
     PREVIEW_ROLES,
     SANDBOX_DEPLOYER_ACCOUNT_ID,
     SANDBOX_ROLES,
@@ -517,3 +518,25 @@ def test_a_dedicated_sandbox_project_gets_the_stacks_apis_enabled_by_the_dev_sta
     }
     assert enabled(SANDBOX_PROJECT) == enabled(PROJECT)
     assert "cloudresourcemanager.googleapis.com" in enabled(SANDBOX_PROJECT)
+
+
+def test_the_deployer_manages_the_alerts_the_program_creates_and_sandboxes_get_no_such_role(
+    runs: dict[str, ProgramRun],
+) -> None:
+    """The monitoring types in a stack's program and the roles that create them, held together: the alerts
+    came after the deploy roles, and a real `up` by CI would have been refused."""
+    role_for_type = {
+        "gcp:monitoring/alertPolicy:AlertPolicy": "roles/monitoring.alertPolicyEditor",
+        "gcp:monitoring/notificationChannel:NotificationChannel": (
+            "roles/monitoring.notificationChannelEditor"
+        ),
+        "gcp:monitoring/dashboard:Dashboard": "roles/monitoring.dashboardEditor",
+        "gcp:logging/metric:Metric": "roles/logging.configWriter",
+    }
+    emailed = run_env("prod", **with_model("prod"), alertEmail="oncall@example.com")
+    created = {r.type for run in (*runs.values(), emailed) for r in run.resources}
+    monitoring_types = {kind for kind in created if kind.startswith(("gcp:monitoring/", "gcp:logging/"))}
+    assert monitoring_types == set(role_for_type)
+    assert set(role_for_type.values()) | {"roles/monitoring.viewer"} == MONITORING_ROLES
+    assert set(DEPLOY_ROLES) >= MONITORING_ROLES
+    assert not MONITORING_ROLES & set(SANDBOX_ROLES)
