@@ -162,6 +162,8 @@ def tabular_requests(sample: pd.DataFrame) -> list[tuple[str, str, bytes]]:
         ("list-body", JSON, js([first])),
         ("no-layout", JSON, js({"rows": records})),
         ("two-layouts", JSON, js({"dataframe_records": records, "instances": records})),
+        ("unknown-field", JSON, js({"dataframe_records": records, "colour": "red"})),
+        ("chat-messages", JSON, js({"messages": [{"role": "user", "content": "hi"}]})),
         ("csv-extra-column", CSV, frame.assign(colour=1.0).to_csv(index=False).encode()),
         ("csv-missing-column", CSV, frame.drop(columns=[name]).to_csv(index=False).encode()),
         ("csv-garbage", CSV, b"\x00\x01\x02"),
@@ -185,6 +187,8 @@ def type_hinted_requests(sample: list[str]) -> list[tuple[str, str, bytes]]:
         ("instances", JSON, js({"instances": sample})),
         ("numbers", JSON, js({"inputs": [1, 2]})),
         ("not-a-list", JSON, js({"inputs": "hello"})),
+        ("an-object", JSON, js({"inputs": {"text": "hello"}})),
+        ("unknown-field", JSON, js({"inputs": sample, "colour": "red"})),
         ("empty", JSON, js({"inputs": []})),
         ("bad-json", JSON, b'{"inputs": ['),
         ("csv", CSV, b"x\na\nb\n"),
@@ -199,12 +203,24 @@ def requests_for(model: FlavorModel) -> list[tuple[str, str, bytes]]:
     return tabular_requests(model.sample)
 
 
-# (flavor or "*", case) -> (our status, MLflow's status, why we differ).
+# (flavor or "*", case) -> (our status, MLflow's status, why we differ). Only the statuses are compared.
 EXTRA_COLUMN = "a column the signature does not name is refused and named; MLflow drops it unseen"
 DIFFERENCES: dict[tuple[str, str], tuple[int, int, str]] = {
     ("*", "extra-column"): (400, 200, EXTRA_COLUMN),
     ("*", "csv-extra-column"): (400, 200, EXTRA_COLUMN),
     ("*", "parquet-extra-column"): (400, 200, EXTRA_COLUMN),
+    ("*", "unknown-field"): (
+        400,
+        200,
+        "a top-level field other than the layout and params is refused and named (a misspelt params would "
+        "be ignored); MLflow ignores it",
+    ),
+    ("*", "chat-messages"): (
+        400,
+        400,
+        "a top-level messages/prompt/input body (MLflow's unified LLM format, handed to the model as is) is "
+        "refused as a missing layout, BAD_REQUEST; MLflow's model refuses it, INVALID_PARAMETER_VALUE",
+    ),
 }
 
 
