@@ -156,6 +156,8 @@ class DataPlane:
         except _INPUT_FAILURES as error:
             _log_refusal("the model refused a request's rows", error)
             raise InputError(_UNUSABLE, _mlflows_code(error)) from None
+        except Exception as error:
+            raise _model_failure(error) from None
         return _answer(predictions, len(matrix))
 
     def _score_with_mlflow(self, parse: Callable[[Any], tuple[Any, dict[str, Any] | None]]) -> Prediction:
@@ -180,6 +182,10 @@ class DataPlane:
         except _INPUT_FAILURES as error:
             _log_refusal("MLflow's parser or the model refused a request", error)
             raise InputError(_UNUSABLE, _mlflows_code(error)) from None
+        except (ApiError, InputError):
+            raise
+        except Exception as error:
+            raise _model_failure(error) from None
         return _answer(predictions, len(data))
 
 
@@ -201,6 +207,22 @@ def _mlflows_code(error: Exception) -> str:
     (its server wraps every other exception of predict in a BAD_REQUEST)."""
     code = getattr(error, "error_code", None) if isinstance(error, MlflowException) else None
     return INVALID_PARAMETER_VALUE if code == INVALID_PARAMETER_VALUE else BAD_REQUEST
+
+
+def _model_failure(error: Exception) -> InputError:
+    """Any other exception of a model's predict: `mlflow models serve` answers it 400 BAD_REQUEST ("an
+    unexpected error while evaluating the model"), and so do we. It may be the model's bug rather than the
+    request's, so the log gets its traceback, once per exception type and process (a client repeating
+    the request must not write one each time), then one line each time."""
+    kind = type(error).__qualname__
+    if kind not in _TRACED:
+        _TRACED.add(kind)
+        logger.warning("the model raised %s on a request (traceback logged once)", kind, exc_info=error)
+    _log_refusal("the model raised on a request", error)
+    return InputError(_UNUSABLE, BAD_REQUEST)
+
+
+_TRACED: set[str] = set()
 
 
 def _log_refusal(what: str, error: Exception) -> None:

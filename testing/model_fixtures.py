@@ -82,6 +82,9 @@ class RentEstimate(PythonModel):
     BASE: ClassVar[dict[str, float]] = {"Lyon": 14.0, "Paris": 30.0}
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        if (model_input["area_m2"] <= 0).any():
+            # Not a ValueError: what a model's own code may raise for input it cannot use.
+            raise RuntimeError("a flat has a positive area")
         per_m2 = model_input["city"].map(self.BASE).fillna(11.0)
         rent = per_m2 * model_input["area_m2"] + 25.0 * model_input["rooms"]
         return pd.DataFrame({"rent": rent.round(2), "band": np.where(rent > 1500, "high", "normal")})

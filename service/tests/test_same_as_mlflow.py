@@ -200,6 +200,10 @@ def type_hinted_requests(sample: list[str]) -> list[tuple[str, str, bytes]]:
 def requests_for(model: FlavorModel) -> list[tuple[str, str, bytes]]:
     if model.flavor == "pyfunc-type-hints":
         return type_hinted_requests(model.sample)
+    if model.flavor == "pyfunc-dataframe":
+        flat = {"city": "Paris", "rooms": 1, "area_m2": -5.0}
+        raises = ("model-raises", JSON, js({"dataframe_records": [flat]}))
+        return [*tabular_requests(model.sample), raises]
     return tabular_requests(model.sample)
 
 
