@@ -99,13 +99,15 @@ def create_app(
 
 
 def _install(app: FastAPI, model: ServedModel) -> None:
-    """Serve `model`: its data plane, and /predict when its signature names its columns."""
+    """Serve `model`: its data plane, and /predict when its signature names its columns or comes from
+    type hints (then /predict's rows are its inputs)."""
     settings: Settings = app.state.settings
     app.state.model = model
     served, app.state.monitor = monitored(model, settings)
     app.state.plane = DataPlane(served, settings.max_rows, app.state.calls)
     MODEL_LOAD_SECONDS.set(model.load_seconds)
-    if model.columns and "/predict" not in app.state.route_paths:  # a lifespan may run more than once
+    has_rows = bool(model.columns) or model.takes_inputs_as_sent
+    if has_rows and "/predict" not in app.state.route_paths:  # a lifespan may run more than once
         app.include_router(predict.predict_router(model, settings.max_rows))
         app.openapi_schema = None
         _index_routes(app)

@@ -4,7 +4,7 @@ answer's JSON happen here, the same way for `/invocations` and `/predict`.
 
 What runs on the event loop is only cheap and bounded: a JSON body of at most INLINE_BODY_BYTES whose
 rows fit the numeric plane and at most INLINE_MAX_ROWS of them, predicted by the verified tree walk
-(well under a millisecond, cheaper than the hop to a thread). Everything else (bigger bodies, CSV,
+(well under a millisecond, cheaper than the hop to a thread). Everything else (bigger bodies, CSV, Parquet,
 MLflow's parser, pyfunc) runs in a worker thread, so one costly request cannot stall the health checks
 or the other requests of its process. A thread cannot be interrupted: when the request times out its
 answer is dropped, and MAX_BODY_BYTES / MAX_ROWS bound how long it keeps running.
@@ -26,15 +26,25 @@ from mlflow.pyfunc.scoring_server import predictions_to_json
 from numpy.typing import NDArray
 
 from service.errors import ApiError
-from service.input_rules import InputError, check_row_count, decode_json
+from service.input_rules import (
+    BAD_REQUEST,
+    INVALID_PARAMETER_VALUE,
+    InputError,
+    check_row_count,
+    decode_json,
+)
 from service.scoring_protocol import (
+    CSV,
     JSON,
-    check_mlflow_width,
+    PARQUET,
+    check_mlflow_columns,
     invocation_payload,
     media_type,
     mlflow_csv_input,
     mlflow_json_input,
+    mlflow_parquet_input,
     numeric_matrix,
+    typed_inputs,
     typed_payload,
 )
 from service.served_model import ServedModel
@@ -81,19 +91,22 @@ class DataPlane:
 
     async def invocations(self, body: bytes, content_type: str | None) -> Prediction:
         """MLflow's scoring protocol; a broken rule is a 400, as `mlflow models serve` answers."""
-        mime = media_type(content_type)
+        mime = media_type(content_type, accepted=(JSON, CSV, PARQUET))
         try:
             if mime == JSON:
                 return await self._json(body, invocation_payload)
+            if mime == PARQUET:
+                return await self._in_thread(self._score_parquet, body)
             return await self._in_thread(self._score_csv, body)
         except InputError as error:
-            raise ApiError(400, error.message) from None
+            raise ApiError(400, error.message, error_code=error.error_code) from None
 
     async def predict(self, body: bytes, content_type: str | None) -> Prediction:
         """Typed rows (`{"rows": [...]}`); a broken rule is a 422, as the route's OpenAPI says."""
         media_type(content_type, accepted=(JSON,))
+        envelope = typed_inputs if self.model.takes_inputs_as_sent else typed_payload
         try:
-            return await self._json(body, typed_payload)
+            return await self._json(body, envelope)
         except InputError as error:
             raise ApiError(422, error.message) from None
 
@@ -125,13 +138,18 @@ class DataPlane:
     def _score_payload(self, payload: dict[str, Any], matrix: NDArray[np.float64] | None) -> Prediction:
         if matrix is not None:
             return self._score_matrix(matrix, payload.get("params"))
-        check_mlflow_width(payload, self.model.column_names)
+        check_mlflow_columns(payload, self.model.column_names)
         return self._score_with_mlflow(
             lambda schema: mlflow_json_input(payload, schema, self.model.takes_inputs_as_sent)
         )
 
     def _score_csv(self, body: bytes) -> Prediction:
         return self._score_with_mlflow(lambda schema: mlflow_csv_input(body, schema, self.model.column_names))
+
+    def _score_parquet(self, body: bytes) -> Prediction:
+        return self._score_with_mlflow(
+            lambda _: mlflow_parquet_input(body, self.model.column_names, self.max_rows)
+        )
 
     def _score_matrix(self, matrix: NDArray[np.float64], params: dict[str, Any] | None) -> Prediction:
         """The numeric plane: rows already checked by the shared rules."""
@@ -146,7 +164,9 @@ class DataPlane:
             raise InputError(str(error)) from None
         except _INPUT_FAILURES as error:
             _log_refusal("the model refused a request's rows", error)
-            raise InputError(_UNUSABLE) from None
+            raise InputError(_UNUSABLE, _mlflows_code(error)) from None
+        except Exception as error:
+            raise _model_failure(error) from None
         return _answer(predictions, len(matrix))
 
     def _score_with_mlflow(self, parse: Callable[[Any], tuple[Any, dict[str, Any] | None]]) -> Prediction:
@@ -154,20 +174,64 @@ class DataPlane:
         model = self.model
         try:
             data, params = parse(model.input_schema)
-            check_row_count(len(data), self.max_rows)
+            if model.takes_inputs_as_sent:
+                # Whatever its type hints take, as sent: an empty list is a valid input there (MLflow
+                # answers `{"predictions": []}`), and a value that is not a list is one input.
+                check_row_count(len(data) if isinstance(data, list) else 1, self.max_rows, allow_empty=True)
+            else:
+                check_row_count(len(data), self.max_rows)
             if params is not None:
                 predictions = model.pyfunc.predict(data, params=params)
-            elif model.fast_predictor is not None and hasattr(data, "columns"):
-                matrix = data[list(model.column_names)].to_numpy(dtype=np.float64)
-                predictions = model.predict_matrix(matrix)
+            elif model.fast_predictor is not None and _float64_columns(data, model.column_names):
+                predictions = model.predict_matrix(data[list(model.column_names)].to_numpy())
             else:
                 predictions = model.predict_pyfunc(data)
         except OutOfRangeError as error:
             raise InputError(str(error)) from None
         except _INPUT_FAILURES as error:
             _log_refusal("MLflow's parser or the model refused a request", error)
-            raise InputError(_UNUSABLE) from None
+            raise InputError(_UNUSABLE, _mlflows_code(error)) from None
+        except (ApiError, InputError):
+            raise
+        except Exception as error:
+            raise _model_failure(error) from None
         return _answer(predictions, len(data))
+
+
+def _float64_columns(data: Any, names: tuple[str, ...]) -> bool:
+    """True when `data` is a DataFrame of exactly the signature's columns, all float64: what pyfunc's
+    schema enforcement passes through unchanged, so the fast path sees what pyfunc would. Anything else
+    (a Parquet file's int or bool or text columns, extra columns) goes to pyfunc, which converts or
+    refuses it as MLflow does."""
+    if not isinstance(data, pd.DataFrame) or len(data.columns) != len(names):
+        return False
+    if set(data.columns) != set(names):
+        return False
+    return all(data[name].dtype == np.float64 for name in names)
+
+
+def _mlflows_code(error: Exception) -> str:
+    """The error_code `mlflow models serve` answers for this failure: an MlflowException's own when it is
+    a client's mistake (schema enforcement says INVALID_PARAMETER_VALUE), BAD_REQUEST for anything else
+    (its server wraps every other exception of predict in a BAD_REQUEST)."""
+    code = getattr(error, "error_code", None) if isinstance(error, MlflowException) else None
+    return INVALID_PARAMETER_VALUE if code == INVALID_PARAMETER_VALUE else BAD_REQUEST
+
+
+def _model_failure(error: Exception) -> InputError:
+    """Any other exception of a model's predict: `mlflow models serve` answers it 400 BAD_REQUEST ("an
+    unexpected error while evaluating the model"), and so do we. It may be the model's bug rather than the
+    request's, so the log gets its traceback, once per exception type and process (a client repeating
+    the request must not write one each time), then one line each time."""
+    kind = type(error).__qualname__
+    if kind not in _TRACED:
+        _TRACED.add(kind)
+        logger.warning("the model raised %s on a request (traceback logged once)", kind, exc_info=error)
+    _log_refusal("the model raised on a request", error)
+    return InputError(_UNUSABLE, BAD_REQUEST)
+
+
+_TRACED: set[str] = set()
 
 
 def _log_refusal(what: str, error: Exception) -> None:

@@ -36,22 +36,35 @@ ECHO_NAMES = 10
 class ApiError(Exception):
     """A request we refuse, with the status and the message the client gets."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        error_code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
+        self.error_code = error_code
+        """MLflow's code for this refusal when not the status's usual one (service.input_rules)."""
 
 
-def error_body(status: int, message: str) -> bytes:
+def error_body(status: int, message: str, error_code: str | None = None) -> bytes:
     """The JSON bytes of an error answer (also written by the HTTP protocol, outside any ASGI app)."""
-    return orjson.dumps({"error_code": _CODES.get(status, "ERROR"), "message": message})
+    return orjson.dumps({"error_code": error_code or _CODES.get(status, "ERROR"), "message": message})
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None, error_code: str | None = None
+) -> Response:
     """The JSON error every route and middleware answers with."""
     return Response(
-        error_body(status, message), status_code=status, media_type="application/json", headers=headers
+        error_body(status, message, error_code),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
 
 
@@ -78,7 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _on_api_error(_: Request, error: ApiError) -> Response:
-    return error_response(error.status, error.message, error.headers)
+    return error_response(error.status, error.message, error.headers, error.error_code)
 
 
 async def _on_validation_error(_: Request, error: RequestValidationError) -> Response:

@@ -9,12 +9,19 @@ then hand the same shapes to these checks, so a value refused on one route is re
   makes of it; true/false, strings, lists and objects are refused, naming the column and row.
 - The columns are exactly the signature's, in any order; missing, unexpected or repeated ones are refused
   and named. Column names are strings (a list or an object as a column name is refused, not a 500).
+  Unexpected columns are refused on every path, JSON, CSV and Parquet, where `mlflow models serve` drops
+  them unseen (a column the model never reads is most often a client's mistake: a renamed or new feature);
+  on the paths MLflow's parser takes, missing ones are left to its schema enforcement (optional columns).
 - At least one row; more than MAX_ROWS is 413.
 - Before anything is handed to MLflow's parser or pandas, the width of the input (columns per row) is
   bounded, so a body of 140,000 column names is refused in microseconds instead of parsed for seconds.
 
 A violation raises `InputError`; each route answers it with its own status (400 on /invocations, as
 MLflow's server does; 422 on /predict, as its OpenAPI says). Too many rows is a 413 on both.
+
+On /invocations the `error_code` is the one `mlflow models serve` gives for the same request: BAD_REQUEST
+for what its parser refuses (JSON, layouts, values a column's type cannot take, CSV and Parquet that do not
+parse), INVALID_PARAMETER_VALUE for what its schema enforcement refuses (the columns, no rows).
 """
 
 from collections.abc import Sequence
@@ -31,12 +38,17 @@ from service.errors import ApiError, echo, echo_names
 MAX_EXTRA_COLUMNS = 1024
 
 
+BAD_REQUEST = "BAD_REQUEST"
+INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
+
+
 class InputError(Exception):
     """The request's content breaks a rule; `message` says which, in words safe to send back."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, error_code: str = BAD_REQUEST) -> None:
         super().__init__(message)
         self.message = message
+        self.error_code = error_code
 
 
 def decode_json(body: bytes) -> Any:
@@ -64,7 +76,9 @@ def check_columns(columns: Sequence[Any], names: Sequence[str], where: str = "in
     check_width(len(columns), names, where)
     odd = [column for column in columns if not isinstance(column, str)]
     if odd:
-        raise InputError(f"The {where} has column names that are not strings: {echo_names(odd)}.")
+        raise InputError(
+            f"The {where} has column names that are not strings: {echo_names(odd)}.", INVALID_PARAMETER_VALUE
+        )
     expected, present = set(names), set(columns)
     missing = [name for name in names if name not in present]
     extra = [name for name in columns if name not in expected]
@@ -72,15 +86,40 @@ def check_columns(columns: Sequence[Any], names: Sequence[str], where: str = "in
         problems = ([f"missing columns {echo_names(missing)}"] if missing else []) + (
             [f"unexpected columns {echo_names(extra)}"] if extra else []
         )
-        raise InputError(f"The {where} has {' and '.join(problems)}; the model takes {echo_names(names)}.")
+        raise InputError(
+            f"The {where} has {' and '.join(problems)}; the model takes {echo_names(names)}.",
+            INVALID_PARAMETER_VALUE,
+        )
     if len(columns) != len(expected):
-        raise InputError(f"The {where} repeats a column; the model takes {echo_names(names)}.")
+        raise InputError(
+            f"The {where} repeats a column; the model takes {echo_names(names)}.", INVALID_PARAMETER_VALUE
+        )
 
 
-def check_row_count(rows: int, max_rows: int) -> None:
-    """At least one row (else InputError), at most `max_rows` (else 413 on every route)."""
-    if rows == 0:
-        raise InputError("The input has no rows; send at least one.")
+def check_known_columns(columns: Sequence[Any], names: Sequence[str], where: str = "input") -> None:
+    """Every column is a string the signature names (no check without a named signature). Missing ones
+    are not checked: this is for inputs MLflow's parser takes next, and it knows which are optional."""
+    if not names:
+        return
+    odd = [column for column in columns if not isinstance(column, str)]
+    if odd:
+        raise InputError(
+            f"The {where} has column names that are not strings: {echo_names(odd)}.", INVALID_PARAMETER_VALUE
+        )
+    expected = set(names)
+    extra = [column for column in columns if column not in expected]
+    if extra:
+        raise InputError(
+            f"The {where} has unexpected columns {echo_names(extra)}; the model takes {echo_names(names)}.",
+            INVALID_PARAMETER_VALUE,
+        )
+
+
+def check_row_count(rows: int, max_rows: int, allow_empty: bool = False) -> None:
+    """At least one row (else InputError; unless `allow_empty`), at most `max_rows` (else 413 on every
+    route)."""
+    if rows == 0 and not allow_empty:
+        raise InputError("The input has no rows; send at least one.", INVALID_PARAMETER_VALUE)
     if rows > max_rows:
         raise ApiError(413, f"The input has {rows} rows, more than the limit of {max_rows}; split the batch.")
 

@@ -1,7 +1,8 @@
 """What a prediction request says, decoded: MLflow's scoring protocol for `/invocations`, rows for `/predict`.
 
 `/invocations` takes JSON with exactly one of four layouts (`dataframe_split`, `dataframe_records`,
-`instances`, `inputs`, plus optional `params`) or CSV with a header row; `/predict` takes `{"rows": [...]}`,
+`instances`, `inputs`, plus optional `params`), CSV with a header row, or a Parquet file (MLflow's
+`application/vnd.apache.parquet`); `/predict` takes `{"rows": [...]}`,
 which is `dataframe_records` under a name its OpenAPI schema can describe. Both become one `payload`
 dict that `numeric_matrix` turns into float64 rows when the model's inputs are all `double` columns (the
 numeric plane, see `service.input_rules`); anything else is parsed by MLflow's own scoring server code,
@@ -14,13 +15,16 @@ import re
 from typing import Any
 
 import numpy as np
-from mlflow.pyfunc.scoring_server import infer_and_parse_data, parse_csv_input
+from mlflow.pyfunc.scoring_server import infer_and_parse_data, parse_csv_input, parse_parquet_input
 from numpy.typing import NDArray
 
 from service.errors import ApiError, echo, echo_names
 from service.input_rules import (
+    INVALID_PARAMETER_VALUE,
     InputError,
     check_columns,
+    check_known_columns,
+    check_row_count,
     check_width,
     matrix_from_columns,
     matrix_from_records,
@@ -29,11 +33,17 @@ from service.input_rules import (
 
 JSON = "application/json"
 CSV = "text/csv"
+# MLflow's scoring server takes Parquet under this name only (its CONTENT_TYPE_PARQUET); the older
+# `application/x-parquet` is a 415 there and here.
+PARQUET = "application/vnd.apache.parquet"
+# What a Parquet body may decode to (its row groups' uncompressed size, read from its footer before any
+# data page is): a compressed file of 1 MiB can hold gigabytes of repeated values.
+MAX_PARQUET_DECODED_BYTES = 64 * 1024 * 1024
 _LINE_END = re.compile(r"\r\n|\r|\n")
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 FORMAT_HELP = (
     'Send JSON with exactly one of "dataframe_split" ({"columns": [...], "data": [[...]]}), '
-    '"dataframe_records" ([{column: value}]), "instances" or "inputs", or CSV with a header row.'
+    '"dataframe_records" ([{column: value}]), "instances" or "inputs", CSV with a header row, or Parquet.'
 )
 
 
@@ -67,13 +77,25 @@ def invocation_payload(value: Any) -> dict[str, Any]:
 
 def typed_payload(value: Any) -> dict[str, Any]:
     """The decoded `/predict` JSON, `{"rows": [{column: value}, ...]}`, as the equivalent MLflow payload."""
-    if not isinstance(value, dict) or list(value) != ["rows"]:
-        keys = echo_names(sorted(value)) if isinstance(value, dict) else type(value).__name__
-        raise InputError(f'Expected {{"rows": [{{column: value}}, ...]}} and nothing else, got {keys}.')
-    rows = value["rows"]
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+    rows = _rows(value, "{column: value}")
+    if not all(isinstance(row, dict) for row in rows):
         raise InputError('"rows" must be a list of objects, one {column: value} per row.')
     return {"dataframe_records": rows}
+
+
+def typed_inputs(value: Any) -> dict[str, Any]:
+    """The decoded `/predict` JSON of a model whose signature comes from type hints, `{"rows": [...]}`, as
+    `{"inputs": [...]}`: each row one input as the hints take it (a string for `list[str]`)."""
+    return {"inputs": _rows(value, "input")}
+
+
+def _rows(value: Any, row: str) -> list[Any]:
+    if not isinstance(value, dict) or list(value) != ["rows"]:
+        keys = echo_names(sorted(value)) if isinstance(value, dict) else type(value).__name__
+        raise InputError(f'Expected {{"rows": [{row}, ...]}} and nothing else, got {keys}.')
+    if not isinstance(value["rows"], list):
+        raise InputError(f'"rows" must be a list, one {row} per row.')
+    return value["rows"]
 
 
 def numeric_matrix(payload: dict[str, Any], names: tuple[str, ...]) -> NDArray[np.float64] | None:
@@ -89,16 +111,21 @@ def numeric_matrix(payload: dict[str, Any], names: tuple[str, ...]) -> NDArray[n
     return None
 
 
-def check_mlflow_width(payload: dict[str, Any], names: tuple[str, ...]) -> None:
-    """Bound the columns of a JSON request before MLflow's parser builds a DataFrame from it."""
+def check_mlflow_columns(payload: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Bound the columns of a JSON request before MLflow's parser builds a DataFrame from it, and refuse
+    columns the signature does not name (MLflow's schema enforcement would drop them unseen), as the
+    numeric plane, CSV and Parquet do. Missing columns are left to MLflow: it knows which are optional."""
     split = payload.get("dataframe_split")
     if isinstance(split, dict) and isinstance(split.get("columns"), list):
         check_width(len(split["columns"]), names, "input")
+        check_known_columns(split["columns"], names)
     data = payload.get("dataframe_records", payload.get("instances", payload.get("inputs")))
     rows = data if isinstance(data, list) else [data]
     for row in rows:
         if isinstance(row, dict | list):
             check_width(len(row), names, "input")
+        if isinstance(row, dict):
+            check_known_columns(list(row), names)
 
 
 def mlflow_json_input(
@@ -115,7 +142,8 @@ def mlflow_json_input(
         if "inputs" not in data:
             raise InputError(
                 'This model takes {"inputs": ...} (its signature comes from type hints), '
-                f"got {echo_names(sorted(data))}."
+                f"got {echo_names(sorted(data))}.",
+                INVALID_PARAMETER_VALUE,
             )
         return data["inputs"], payload.get("params")
     return infer_and_parse_data(data, schema), payload.get("params")
@@ -144,3 +172,34 @@ def csv_header(text: str, names: tuple[str, ...]) -> list[str]:
         return next(csv.reader([first_line]), [])
     except csv.Error:
         raise InputError("The CSV header row is not valid CSV.") from None
+
+
+def mlflow_parquet_input(body: bytes, names: tuple[str, ...], max_rows: int) -> tuple[Any, None]:
+    """MLflow's own parse of a Parquet body, after its footer is checked: its columns (as for a CSV
+    header), its row count and its decoded size, so nothing large is decoded to be refused afterwards."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        # MLflow's server answers 400 "Failed to parse input" here, as if the file were bad; it is not.
+        raise ApiError(
+            415, "This server cannot read Parquet (no pyarrow installed with the model); send JSON or CSV."
+        ) from None
+    try:
+        metadata = pyarrow.parquet.ParquetFile(io.BytesIO(body)).metadata
+        schema = metadata.schema.to_arrow_schema()
+    except (pyarrow.ArrowException, OSError, ValueError):
+        raise InputError("The body is not a Parquet file (write one with DataFrame.to_parquet).") from None
+    check_width(metadata.num_columns, names, "Parquet file")
+    if names:
+        # pandas may store the index as a column; it is not an input.
+        stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
+        columns = [name for name in schema.names if name not in stored_index]
+        check_columns(columns, names, where="Parquet file")
+    check_row_count(metadata.num_rows, max_rows)
+    decoded = sum(metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups))
+    if decoded > MAX_PARQUET_DECODED_BYTES:
+        raise InputError(
+            f"The Parquet file decodes to {decoded} bytes, more than {MAX_PARQUET_DECODED_BYTES}; split it."
+        )
+    return parse_parquet_input(io.BytesIO(body)), None

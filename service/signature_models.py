@@ -9,7 +9,7 @@ value, which the model receives as NaN, as MLflow's own parser gives it.
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from service.served_model import InputColumn, ServedModel
 
@@ -53,6 +53,8 @@ def _row_field(column: InputColumn) -> tuple[Any, Any]:
 
 def request_schema(model: ServedModel, max_rows: int) -> dict[str, Any]:
     """`{"rows": [InputRow, ...]}`: at least one row, at most MAX_ROWS (more is a 413)."""
+    if model.takes_inputs_as_sent:
+        return _inputs_schema(model, max_rows)
     return {
         "title": "PredictRequest",
         "type": "object",
@@ -62,6 +64,27 @@ def request_schema(model: ServedModel, max_rows: int) -> dict[str, Any]:
                 "items": row_model(model).model_json_schema(by_alias=True),
                 "minItems": 1,
                 "description": f"Rows to predict, keys in any order; at most {max_rows} (more is a 413).",
+            }
+        },
+        "required": ["rows"],
+        "additionalProperties": False,
+    }
+
+
+def _inputs_schema(model: ServedModel, max_rows: int) -> dict[str, Any]:
+    """`{"rows": [input, ...]}` for a model whose signature comes from type hints: the list its predict
+    takes, an input per row (typed when the hint is a list of a plain type, such as `list[str]`)."""
+    inputs = model.input_schema.inputs if model.input_schema is not None else []
+    python_type = _PYTHON_TYPES.get(str(getattr(inputs[0].type, "name", ""))) if len(inputs) == 1 else None
+    item = TypeAdapter(python_type).json_schema() if python_type not in (None, bytes, datetime) else {}
+    return {
+        "title": "PredictRequest",
+        "type": "object",
+        "properties": {
+            "rows": {
+                "type": "array",
+                "items": item,
+                "description": f"The inputs, each as the model's type hints take it; at most {max_rows}.",
             }
         },
         "required": ["rows"],

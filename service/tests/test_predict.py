@@ -1,9 +1,15 @@
 """/predict: typed from the signature (visible in OpenAPI), the same rules and numbers as /invocations."""
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
 
 from mlops_stack.example_model import FEATURES
+from service.app import create_app
+from service.settings import Settings
+from service.tests.conftest import wait_until_ready
+from testing.model_fixtures import FlavorModel
 
 
 def test_openapi_shows_feature_names_and_types(client: TestClient) -> None:
@@ -50,3 +56,22 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     response = client.post("/predict", content=b"{", headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert "Malformed JSON" in response.json()["message"]
+
+
+@pytest.fixture(scope="module")
+def type_hinted_client(type_hinted_model: FlavorModel) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(model_uri=type_hinted_model.local_path))) as client:
+        yield wait_until_ready(client)
+
+
+def test_a_type_hinted_model_takes_its_inputs_as_rows(type_hinted_client: TestClient) -> None:
+    """A `list[str]` model: /predict's rows are the strings, typed so in OpenAPI, and an empty list is an
+    empty answer, as MLflow's `{"inputs": []}` is."""
+    openapi = type_hinted_client.get("/openapi.json").json()
+    body = openapi["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["rows"]["items"] == {"type": "string"}
+    answer = type_hinted_client.post("/predict", json={"rows": ["a", "b"]})
+    assert answer.json() == {"predictions": ["A", "B"]}
+    assert type_hinted_client.post("/predict", json={"rows": []}).json() == {"predictions": []}
+    refused = type_hinted_client.post("/predict", json={"rows": [1]})
+    assert (refused.status_code, refused.json()["error_code"]) == (422, "INVALID_INPUT")

@@ -1,4 +1,8 @@
-"""/invocations: the four JSON layouts and CSV give pyfunc's predictions; each client mistake a clear 4xx."""
+"""/invocations: the four JSON layouts, CSV and Parquet give pyfunc's predictions; each client mistake a
+clear 4xx."""
+
+import io
+import sys
 
 import mlflow.pyfunc
 import numpy as np
@@ -6,6 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from service import scoring_protocol
 from testing.model_fixtures import LoggedModel
 
 
@@ -121,10 +126,19 @@ def test_non_utf8_charset_is_415(client: TestClient) -> None:
     assert response.status_code == 415
 
 
-def test_bad_csv_is_400(client: TestClient) -> None:
-    response = client.post("/invocations", content=b"rpm\nfast\n", headers={"Content-Type": "text/csv"})
+def test_bad_csv_is_400(client: TestClient, example_model: LoggedModel) -> None:
+    """A value MLflow's CSV parser cannot read: BAD_REQUEST, its error_code for what does not parse."""
+    body = example_model.sample.head(1).assign(rpm="fast").to_csv(index=False).encode()
+    response = client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
     assert response.status_code == 400
     assert response.json()["error_code"] == "BAD_REQUEST"
+
+
+def test_missing_csv_columns_are_invalid_parameter_value(client: TestClient) -> None:
+    """What MLflow's schema enforcement refuses gets its error_code: INVALID_PARAMETER_VALUE."""
+    response = client.post("/invocations", content=b"rpm\n1000\n", headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_null_values_take_mlflows_path_and_answer_as_pyfunc(
@@ -176,3 +190,60 @@ def test_unexpected_columns_are_echoed_cut_short(client: TestClient, rows: list[
     assert status == 400
     assert "... and 490 more" in message
     assert len(message) < 1000
+
+
+PARQUET = {"Content-Type": "application/vnd.apache.parquet"}
+
+
+def parquet(frame: pd.DataFrame) -> bytes:
+    out = io.BytesIO()
+    frame.to_parquet(out, index=False)
+    return out.getvalue()
+
+
+def test_parquet_matches_pyfunc(
+    client: TestClient, example_model: LoggedModel, expected: list[float]
+) -> None:
+    response = client.post("/invocations", content=parquet(example_model.sample.head(3)), headers=PARQUET)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+
+
+def test_parquet_rows_are_counted_from_its_footer(client: TestClient, example_model: LoggedModel) -> None:
+    frame = pd.concat([example_model.sample] * 2).head(51)
+    assert client.post("/invocations", content=parquet(frame), headers=PARQUET).status_code == 413
+
+
+def test_parquet_that_decodes_too_large_is_refused_undecoded(
+    client: TestClient, example_model: LoggedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring_protocol, "MAX_PARQUET_DECODED_BYTES", 100)
+    monkeypatch.setattr(scoring_protocol, "parse_parquet_input", lambda _: pytest.fail("decoded"))
+    response = client.post("/invocations", content=parquet(example_model.sample.head(3)), headers=PARQUET)
+    assert response.status_code == 400
+    assert "more than 100" in response.json()["message"]
+
+
+def test_a_body_that_is_not_parquet_is_bad_request(client: TestClient) -> None:
+    response = client.post("/invocations", content=b"PAR1 nothing", headers=PARQUET)
+    assert (response.status_code, response.json()["error_code"]) == (400, "BAD_REQUEST")
+    assert "not a Parquet file" in response.json()["message"]
+
+
+def test_parquet_without_pyarrow_is_415_not_a_bad_file(
+    client: TestClient, example_model: LoggedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image may lack pyarrow (mlflow-skinny does not need it): the server cannot read Parquet, which
+    is not the client's file's fault (MLflow's server answers 400 "Failed to parse input" there)."""
+    body = parquet(example_model.sample.head(3))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    response = client.post("/invocations", content=body, headers=PARQUET)
+    assert response.status_code == 415
+    assert "no pyarrow" in response.json()["message"]
+
+
+def test_older_parquet_media_type_is_415_as_in_mlflow(client: TestClient, example_model: LoggedModel) -> None:
+    body = parquet(example_model.sample.head(3))
+    headers = {"Content-Type": "application/x-parquet"}
+    assert client.post("/invocations", content=body, headers=headers).status_code == 415
