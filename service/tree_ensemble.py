@@ -6,6 +6,7 @@ estimator order is exactly what scikit-learn does with `n_jobs=1`, so the result
 caller still proves it on sample rows before trusting it (`matches_reference`).
 """
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,10 @@ class OutOfRangeError(ValueError):
 
 def tree_ensemble_predictor(estimator: Any) -> MatrixPredictor | None:
     """A fast predictor for a single-output tree regressor or forest of them, else None."""
+    # A scikit-learn estimator was built by an imported scikit-learn; without one in the process (an image
+    # built for a LightGBM model has no scikit-learn at all) the model is something else.
+    if "sklearn" not in sys.modules:
+        return None
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
     from sklearn.tree import DecisionTreeRegressor, ExtraTreeRegressor
 

@@ -9,10 +9,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import mlflow.pyfunc
+import pandas as pd
 import pytest
 
 from mlops_stack.example_model import LoggedModel
@@ -26,6 +28,7 @@ from service.image_build.environment import (
     serving_requirements,
 )
 from service.tests.api_process import api_process
+from testing.model_fixtures import FlavorModel
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,11 +100,28 @@ def test_a_bad_requirements_file_stops_the_build_with_its_line(
     assert not (tmp_path / "v").exists()
 
 
-@pytest.fixture(scope="module")
-def image_environment(example_model: LoggedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The environment the GCP image would get for the example model, built from its logged requirements."""
+@dataclass(frozen=True)
+class ServedInImage:
+    """A model, and the environment the GCP image would get for it, built from its logged requirements."""
+
+    model_path: Path
+    rows: pd.DataFrame
+    venv: Path
+
+
+@pytest.fixture(scope="module", params=["scikit-learn", "lightgbm"])
+def image_environment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedInImage]:
+    """The example forest (scikit-learn + skops) and a LightGBM booster: the second's image has no
+    scikit-learn at all, only what its own requirements name."""
+    if request.param == "scikit-learn":
+        example: LoggedModel = request.getfixturevalue("example_model")
+        model_path, rows = Path(example.local_path), example.sample.head(3)
+    else:
+        booster: FlavorModel = request.getfixturevalue("lightgbm_model")
+        model_path, rows = Path(booster.local_path), booster.sample.head(3)
     venv = tmp_path_factory.mktemp("image") / "venv"
-    requirements = Path(example_model.local_path) / "requirements.txt"
     subprocess.run(
         [
             sys.executable,
@@ -109,14 +129,14 @@ def image_environment(example_model: LoggedModel, tmp_path_factory: pytest.TempP
             "--cloud",
             "gcp",
             "--model-requirements",
-            str(requirements),
+            str(model_path / "requirements.txt"),
             "--venv",
             str(venv),
         ],
         cwd=REPOSITORY_ROOT,
         check=True,
     )
-    yield venv
+    yield ServedInImage(model_path, rows, venv)
     shutil.rmtree(venv, ignore_errors=True)
 
 
@@ -131,22 +151,24 @@ def _installed(venv: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_the_image_environment_serves_the_example_model_as_it_was_logged(
-    image_environment: Path, example_model: LoggedModel, tmp_path: Path, api_key: str
+def test_the_image_environment_serves_the_model_as_it_was_logged(
+    image_environment: ServedInImage, tmp_path: Path, api_key: str
 ) -> None:
-    installed = _installed(image_environment)
-    logged = (Path(example_model.local_path) / "requirements.txt").read_text().split()
+    served = image_environment
+    installed = _installed(served.venv)
+    logged = (served.model_path / "requirements.txt").read_text().split()
     for line in logged:
         if not line.startswith("mlflow=="):
             assert line.split("==")[0].lower() in installed, f"the model's {line} is not installed"
     assert "mlflow" not in installed
     assert "mlflow-skinny" in installed
     assert not installed & {"boto3", "azure-storage-blob", "pytest"}  # one cloud's client, no dev tools
-    rows = example_model.sample.head(3)
+    if not any(line.startswith("scikit-learn") for line in logged):
+        assert "scikit-learn" not in installed  # the image holds what this model needs, not the example's
     with api_process(
         tmp_path,
-        python=str(image_environment / "bin" / "python"),
-        MODEL_URI=example_model.local_path,
+        python=str(served.venv / "bin" / "python"),
+        MODEL_URI=str(served.model_path),
         API_KEY=api_key,
         WORKERS="1",
         PYTHONPATH=str(REPOSITORY_ROOT),
@@ -154,9 +176,9 @@ def test_the_image_environment_serves_the_example_model_as_it_was_logged(
         api.wait_for("/readyz")
         response = httpx.post(
             f"{api.url}/invocations",
-            json={"dataframe_records": rows.to_dict(orient="records")},
+            json={"dataframe_records": served.rows.to_dict(orient="records")},
             headers={"X-API-Key": api_key},
         )
     assert response.status_code == 200, response.text
-    expected = mlflow.pyfunc.load_model(example_model.local_path).predict(rows)
+    expected = mlflow.pyfunc.load_model(str(served.model_path)).predict(served.rows)
     assert response.json()["predictions"] == pytest.approx(list(expected), rel=0, abs=0)
