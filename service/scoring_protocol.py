@@ -39,6 +39,10 @@ PARQUET = "application/vnd.apache.parquet"
 # What a Parquet body may decode to (its row groups' uncompressed size, read from its footer before any
 # data page is): a compressed file of 1 MiB can hold gigabytes of repeated values.
 MAX_PARQUET_DECODED_BYTES = 64 * 1024 * 1024
+# The footer's sizes are the writer's word; what bounds a lying file is its codec. Snappy (pandas'
+# default) expands at most about 22 times (its longest copy, 64 bytes, costs 3), so a MAX_BODY_BYTES body
+# stays tens of MiB; gzip, zstd, brotli or LZ4 can turn 1 MiB into gigabytes, and are refused unread.
+PARQUET_CODECS = frozenset({"UNCOMPRESSED", "SNAPPY"})
 _LINE_END = re.compile(r"\r\n|\r|\n")
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 FORMAT_HELP = (
@@ -191,15 +195,68 @@ def mlflow_parquet_input(body: bytes, names: tuple[str, ...], max_rows: int) -> 
     except (pyarrow.ArrowException, OSError, ValueError):
         raise InputError("The body is not a Parquet file (write one with DataFrame.to_parquet).") from None
     check_width(metadata.num_columns, names, "Parquet file")
+    chunks = (
+        metadata.row_group(g).column(c)
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+    )
+    codecs = {chunk.compression for chunk in chunks} - PARQUET_CODECS
+    if codecs:
+        raise ApiError(
+            415,
+            f"Parquet compressed with {echo_names(sorted(codecs))} is not read here (it can expand a small "
+            "body to gigabytes); write it with compression='snappy' (pandas' default) or None.",
+        )
     if names:
         # pandas may store the index as a column; it is not an input.
         stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
         columns = [name for name in schema.names if name not in stored_index]
         check_columns(columns, names, where="Parquet file")
     check_row_count(metadata.num_rows, max_rows)
-    decoded = sum(metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups))
-    if decoded > MAX_PARQUET_DECODED_BYTES:
-        raise InputError(
-            f"The Parquet file decodes to {decoded} bytes, more than {MAX_PARQUET_DECODED_BYTES}; split it."
-        )
+    declared = sum(metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups))
+    if declared > MAX_PARQUET_DECODED_BYTES:
+        _too_large(declared)
+    expanded = _expanded_bytes(body, schema)
+    if expanded > MAX_PARQUET_DECODED_BYTES:
+        _too_large(expanded)
     return parse_parquet_input(io.BytesIO(body)), None
+
+
+def _expanded_bytes(body: bytes, schema: Any) -> int:
+    """What the file's columns take once every value is materialised, as pandas will: read with its text
+    columns kept dictionary-encoded (a value stored once, however many rows repeat it), so a 20 MB string
+    that a thousand rows share is counted a thousand times without being copied once. The read itself is
+    bounded by the body and its codec (PARQUET_CODECS). Text inside nested columns is counted as read."""
+    import pyarrow
+    import pyarrow.compute
+    import pyarrow.parquet
+
+    textual = [
+        field.name
+        for field in schema
+        if pyarrow.types.is_string(field.type)
+        or pyarrow.types.is_large_string(field.type)
+        or pyarrow.types.is_binary(field.type)
+        or pyarrow.types.is_large_binary(field.type)
+    ]
+    try:
+        table = pyarrow.parquet.read_table(io.BytesIO(body), read_dictionary=textual, use_threads=False)
+    except (pyarrow.ArrowException, OSError, ValueError):
+        raise InputError(
+            "The Parquet file's data does not read (write it with DataFrame.to_parquet)."
+        ) from None
+    total = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pyarrow.types.is_dictionary(chunk.type):
+                lengths = pyarrow.compute.binary_length(chunk.dictionary).take(chunk.indices)
+                total += int(pyarrow.compute.sum(lengths).as_py() or 0) + 8 * len(chunk)
+            else:
+                total += chunk.nbytes
+    return total
+
+
+def _too_large(size: int) -> None:
+    raise InputError(
+        f"The Parquet file decodes to {size} bytes, more than {MAX_PARQUET_DECODED_BYTES}; split it."
+    )

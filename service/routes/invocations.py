@@ -36,6 +36,9 @@ _REQUEST_BODY = {
             }
         },
         "text/csv": {"schema": {"type": "string", "description": "A header row, then one row per line."}},
+        "application/vnd.apache.parquet": {
+            "schema": {"type": "string", "format": "binary", "description": "A DataFrame.to_parquet file."}
+        },
     },
 }
 

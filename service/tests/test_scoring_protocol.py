@@ -247,3 +247,35 @@ def test_older_parquet_media_type_is_415_as_in_mlflow(client: TestClient, exampl
     body = parquet(example_model.sample.head(3))
     headers = {"Content-Type": "application/x-parquet"}
     assert client.post("/invocations", content=body, headers=headers).status_code == 415
+
+
+def test_parquet_whose_shared_value_expands_past_the_limit_is_refused_unexpanded(
+    client: TestClient, example_model: LoggedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 MB string stored once in a column's dictionary, shared by 50 rows: 47 KB of body, whose footer
+    declares 1 MB, but 50 MB once pandas copies the string per row (gigabytes with a longer string or more
+    rows). Counted from the dictionary and refused before MLflow's parser expands it (the limit lowered
+    to 10 MB here, as the client's MAX_BODY_BYTES and MAX_ROWS are lowered)."""
+    import pyarrow
+    import pyarrow.parquet
+
+    monkeypatch.setattr(scoring_protocol, "MAX_PARQUET_DECODED_BYTES", 10_000_000)
+    monkeypatch.setattr(scoring_protocol, "parse_parquet_input", lambda _: pytest.fail("expanded"))
+    columns = {name: pyarrow.array([1.0] * 50) for name in example_model.sample.columns}
+    shared = pyarrow.array(["x" * 1_000_000])
+    columns["rpm"] = pyarrow.DictionaryArray.from_arrays(pyarrow.array([0] * 50, pyarrow.int32()), shared)
+    out = io.BytesIO()
+    pyarrow.parquet.write_table(pyarrow.table(columns), out)
+    response = client.post("/invocations", content=out.getvalue(), headers=PARQUET)
+    assert response.status_code == 400
+    assert "decodes to 5000" in response.json()["message"]
+
+
+def test_parquet_in_a_codec_that_expands_without_bound_is_415(
+    client: TestClient, example_model: LoggedModel
+) -> None:
+    out = io.BytesIO()
+    example_model.sample.head(3).to_parquet(out, index=False, compression="zstd")
+    response = client.post("/invocations", content=out.getvalue(), headers=PARQUET)
+    assert response.status_code == 415
+    assert "['ZSTD']" in response.json()["message"]
