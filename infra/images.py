@@ -61,8 +61,12 @@ class BuildInputs:
     build_args: dict[str, str]
 
     def digest(self) -> str:
-        """Over what pulumi-docker-build hashes of the named contexts (their files' paths, modes, contents)
-        and the build arguments, which its diff compares as inputs."""
+        """Every file of the named contexts (path, mode, content) and the build arguments.
+
+        The tag must carry these itself: pulumi-docker-build hashes a named context through the *main*
+        Dockerfile's ignore file (provider/internal/context.go, hashBuildContext: `rootFS(namedContext,
+        excludes)`), and ours starts with `*`, so a changed requirements.txt would not change its context
+        hash. A new tag is a changed input, and the provider rebuilds on it."""
         digest = hashlib.sha256()
         for context_name, location in sorted(self.named_contexts.items()):
             digest.update(context_name.encode())

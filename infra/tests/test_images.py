@@ -26,6 +26,7 @@ from infra.images import (
     copied_sources,
     ignore_file,
     is_ignored,
+    read_ignore_file,
 )
 from infra.platform import load_stack_settings
 from testing.pulumi_program import EXAMPLE_REPOSITORY, stack_config
@@ -229,3 +230,10 @@ def test_the_api_image_tag_follows_its_own_model_versions_requirements(tmp_path:
     (first / "requirements.txt").write_text("mlflow==3.17.2\nscikit-learn==1.9.2\n")
     assert digest(first) != before
     assert digest(first, "aws") != digest(first, "gcp")
+
+
+def test_the_providers_own_hash_would_miss_a_requirements_change_so_the_tag_carries_it() -> None:
+    """pulumi-docker-build applies the main ignore file to named contexts too: the API's admits no
+    requirements.txt, hence BuildInputs.digest in the tag."""
+    patterns = read_ignore_file(ignore_file(REPOSITORY_ROOT / API_DOCKERFILE))
+    assert is_ignored("requirements.txt", patterns)
