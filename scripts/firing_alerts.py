@@ -22,10 +22,11 @@ from typing import Any, Protocol
 
 import httpx
 
+from infra.alerts import AlertId
 from mlops_stack.pulumi_cli import PROJECT
 
-# infra/alerts.py AlertId values (the alerts branch) that mean the API revision itself is unhealthy.
-ROLLBACK_ALERTS = ("api-5xx", "api-p99-latency", "api-restarts")
+# The alerts that mean the API revision itself is unhealthy (drift is the callers' data, not the revision).
+ROLLBACK_ALERTS = (AlertId.API_5XX, AlertId.API_P99, AlertId.API_RESTARTS)
 GCP_MONITORING = "https://monitoring.googleapis.com/v3"
 AZURE_MANAGEMENT = "https://management.azure.com"
 AZURE_ALERTS_API_VERSION = "2019-05-05-preview"
@@ -43,7 +44,8 @@ class FiringAlerts(Protocol):
 
 
 def rollback_alert_names(stack: str) -> list[str]:
-    return [f"{stack} {alert}" for alert in ROLLBACK_ALERTS]
+    """As infra.alerts.alert_name names them on every cloud (`<stack> <alert id>`)."""
+    return [f"{stack} {alert.value}" for alert in ROLLBACK_ALERTS]
 
 
 class CloudWatchAlarms:

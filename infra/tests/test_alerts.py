@@ -17,6 +17,7 @@ from infra.platform import load_stack_settings
 from infra.tests.aws import conftest as aws
 from infra.tests.azure import conftest as azure
 from infra.tests.gcp import conftest as gcp
+from scripts.firing_alerts import rollback_alert_names
 from testing.pulumi_program import ProgramRun
 
 ENVIRONMENTS = ["dev", "prod", "sandbox"]
@@ -310,3 +311,16 @@ def test_azure_alerts_watch_container_apps_postgres_and_the_drift_line() -> None
     assert 'ContainerAppName == "azure-prod-model-api"' in condition["query"]
     assert condition["metricMeasureColumn"] == DRIFT_FIELD
     assert drift.inputs["evaluationFrequency"] == "PT15M"
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "aws", "azure"])
+def test_the_bake_asks_for_the_api_alerts_by_the_names_each_cloud_gives_them(cloud: str) -> None:
+    """scripts/firing_alerts.py looks alerts up by name; the names are what the program creates."""
+    run = RUNS[cloud]("prod")
+    names_of = {
+        "gcp": [p.inputs["displayName"] for p in run.of_type(GCP_POLICY)],
+        "aws": [a.inputs["name"] for a in run.of_type(AWS_ALARM)],
+        "azure": [r.inputs["ruleName"] for kind in AZURE_RULES for r in run.of_type(kind)],
+    }[cloud]
+    stack = STACKS[cloud]["prod"]
+    assert set(rollback_alert_names(stack)) <= set(names_of)

@@ -13,6 +13,7 @@ from pathlib import Path
 import docker.utils.build
 import pytest
 
+from infra.config import Cloud
 from infra.images import (
     API_DOCKERFILE,
     MODEL_CONTEXT,
@@ -29,6 +30,7 @@ from infra.images import (
     read_ignore_file,
 )
 from infra.platform import load_stack_settings
+from service.image_build.environment import CLOUDS
 from testing.pulumi_program import EXAMPLE_REPOSITORY, stack_config
 
 DOCKERFILES = (TRACKING_DOCKERFILE, API_DOCKERFILE)
@@ -237,3 +239,9 @@ def test_the_providers_own_hash_would_miss_a_requirements_change_so_the_tag_carr
     requirements.txt, hence BuildInputs.digest in the tag."""
     patterns = read_ignore_file(ignore_file(REPOSITORY_ROOT / API_DOCKERFILE))
     assert is_ignored("requirements.txt", patterns)
+
+
+def test_the_environment_builder_takes_every_cloud_the_program_passes_as_cloud() -> None:
+    """The builder is standard library only (it runs before anything is installed), so it spells the clouds
+    itself; the program passes `settings.cloud.value` as CLOUD."""
+    assert set(CLOUDS) == {cloud.value for cloud in Cloud}
