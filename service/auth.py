@@ -27,7 +27,7 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 _bearer = HTTPBearer(auto_error=False, description="The API key as a bearer token, if one is set.")
 
 
-def api_key_schemes(
+async def api_key_schemes(
     _api_key: Annotated[str | None, Security(_api_key_header)],
     _bearer_token: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> None:

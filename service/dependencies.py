@@ -11,7 +11,7 @@ from service.settings import Settings
 NOT_READY_RETRY_AFTER_SECONDS = 5
 
 
-def current_settings(request: Request) -> Settings:
+async def current_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -32,7 +32,7 @@ def _not_ready(request: Request) -> ApiError:
     )
 
 
-def current_model(request: Request) -> ServedModel:
+async def current_model(request: Request) -> ServedModel:
     """The loaded model; 503 with the reason while there is none."""
     model: ServedModel | None = request.app.state.model
     if model is None:
@@ -40,7 +40,7 @@ def current_model(request: Request) -> ServedModel:
     return model
 
 
-def current_plane(request: Request) -> DataPlane:
+async def current_plane(request: Request) -> DataPlane:
     """The loaded model's data plane; 503 with the reason while there is none."""
     plane: DataPlane | None = request.app.state.plane
     if plane is None:
