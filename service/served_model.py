@@ -9,7 +9,14 @@ import pandas as pd
 from mlflow.pyfunc import PyFuncModel
 from numpy.typing import NDArray
 
-from service.tree_ensemble import MatrixPredictor, matches_reference, probe_rows, tree_ensemble_predictor
+from service.tree_ensemble import (
+    MatrixPredictor,
+    TreePaths,
+    by_batch_size,
+    matches_reference,
+    probe_rows,
+    tree_paths,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,22 +78,33 @@ class ServedModel:
         return bool(self.columns) and all(column.type in NUMERIC_TYPES for column in self.columns)
 
     def _verified_fast_predictor(self) -> MatrixPredictor | None:
-        """The tree fast path, only for `double` inputs and only if it matches pyfunc exactly."""
+        """The tree fast paths, only for `double` inputs and only those that match pyfunc exactly: the walk
+        must, or there is no fast path; the compiled ensemble joins it for small batches if it does too.
+        Each is proven on the whole probe and on single rows of it (the batch size the compiled one gets)."""
         if not self.numeric_inputs:
             return None
         try:
             estimator = self.pyfunc.get_raw_model()
         except NotImplementedError:
             return None
-        fast = tree_ensemble_predictor(estimator)
-        if fast is None:
+        paths = tree_paths(estimator)
+        if paths is None:
             return None
         samples = probe_rows(estimator, len(self.columns))
-        if not matches_reference(fast, self._pyfunc_on_matrix, samples):
+        expected = self._pyfunc_on_matrix(samples)
+        if not matches_reference(paths.walk, samples, expected):
             logger.warning("fast tree path disagrees with pyfunc on probe rows; serving through pyfunc")
             return None
-        logger.info("serving %s through the exact fast tree path", type(estimator).__name__)
-        return fast
+        compiled = paths.compiled
+        if compiled is not None and not matches_reference(compiled, samples, expected):
+            logger.warning("compiled trees disagree with pyfunc on probe rows; serving with the walk alone")
+            compiled = None
+        logger.info(
+            "serving %s through the exact fast tree path%s",
+            type(estimator).__name__,
+            " (compiled ensemble for small batches)" if compiled is not None else "",
+        )
+        return by_batch_size(TreePaths(walk=paths.walk, compiled=compiled))
 
     def _pyfunc_on_matrix(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         frame = pd.DataFrame(matrix, columns=list(self.column_names))

@@ -6,7 +6,8 @@ requirements: the `requirements.txt` MLflow logged with it, which the stack keep
 `stacks/models/<name>/<version>/` (`scripts/promote.py --save-requirements` writes it). Where both name a
 package, the model's line wins: the model was trained and checked with that version. MLflow itself is the
 exception: the API serves with `mlflow-skinny` at our pin, so the model's `mlflow==...` line is dropped (and
-reported when its version differs).
+reported when its version differs). A model that names scikit-learn also gets the `fast-trees` group
+(treelite, which service/tree_ensemble.py uses for small batches of a tree ensemble, after proving it exact).
 
 The image's Dockerfile runs this in its build stage, and the tests run the same file to build and serve from
 a real environment, so what they check is what the image installs. Standard library only: it runs before
@@ -29,6 +30,8 @@ CLOUDS = ("gcp", "aws", "azure")
 UV = os.environ.get("UV") or shutil.which("uv") or "uv"
 # What MLflow writes for itself in a model's requirements; the API serves with our mlflow-skinny instead.
 MLFLOW_DISTRIBUTIONS = frozenset({"mlflow", "mlflow-skinny"})
+# Our dependency groups that speed up serving a model that names one of these packages.
+SPEEDUPS = {"scikit-learn": "fast-trees"}
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -97,9 +100,18 @@ def compose(serving: list[Requirement], model: list[Requirement]) -> Environment
     return Environment(kept_ours + [requirement.line for requirement in kept_model], notes)
 
 
-def serving_requirements(cloud: str, project: Path) -> list[Requirement]:
-    """The `service` and `api-<cloud>` groups of uv.lock, every package pinned (uv export reads only the
-    lock)."""
+def speedup_groups(model: list[Requirement]) -> list[str]:
+    """The SPEEDUPS groups for a model's requirements."""
+    names = {requirement.name for requirement in model}
+    return sorted({group for package, group in SPEEDUPS.items() if package in names})
+
+
+def serving_requirements(
+    cloud: str, project: Path, extra_groups: list[str] | None = None
+) -> list[Requirement]:
+    """The `service`, `api-<cloud>` (and `extra_groups`) groups of uv.lock, every package pinned (uv export
+    reads only the lock)."""
+    groups = ["service", f"api-{cloud}", *(extra_groups or [])]
     exported = subprocess.run(
         [
             UV,
@@ -110,10 +122,7 @@ def serving_requirements(cloud: str, project: Path) -> list[Requirement]:
             "--no-header",
             "--no-annotate",
             "--no-default-groups",
-            "--group",
-            "service",
-            "--group",
-            f"api-{cloud}",
+            *(option for group in groups for option in ("--group", group)),
         ],
         cwd=project,
         check=True,
@@ -126,10 +135,8 @@ def serving_requirements(cloud: str, project: Path) -> list[Requirement]:
 def build(cloud: str, model_requirements: Path, venv: Path, project: Path) -> Environment:
     """Create `venv` with the composed environment; uv's resolver reports a conflict between the model's
     pins and ours by naming both."""
-    environment = compose(
-        serving_requirements(cloud, project),
-        parse(model_requirements.read_text(), str(model_requirements)),
-    )
+    model = parse(model_requirements.read_text(), str(model_requirements))
+    environment = compose(serving_requirements(cloud, project, speedup_groups(model)), model)
     composed = venv.with_name(f"{venv.name}-requirements.txt")
     composed.write_text("\n".join(environment.requirements) + "\n")
     subprocess.run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
