@@ -18,6 +18,7 @@ from service.model_loading import load_with_retries
 from service.monitoring import monitored
 from service.readiness import LoadProgress
 from service.routes import health, invocations, metrics, monitoring, predict, version
+from service.scoring_lane import ScoringLane
 from service.served_model import ServedModel
 from service.settings import Settings
 from service.stuck_calls import CallWatch, exit_when_stuck
@@ -88,6 +89,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, metrics, version, invocations, monitoring):
         app.include_router(module.router)
+    app.add_middleware(ScoringLane, state=app.state)  # inside the two below: guarded and measured
     app.add_middleware(
         RequestGuard,
         api_key=settings.api_key,

@@ -29,6 +29,7 @@ _CODES = {
     503: "UNAVAILABLE",
     504: "TIMEOUT",
 }
+INTERNAL_ERROR = "Internal error; it has been logged. Please report it if it persists."
 ECHO_CHARS = 60
 ECHO_NAMES = 10
 
@@ -114,4 +115,4 @@ async def _on_http_exception(_: Request, error: HTTPException) -> Response:
 
 async def _on_unexpected(request: Request, error: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
-    return error_response(500, "Internal error; it has been logged. Please report it if it persists.")
+    return error_response(500, INTERNAL_ERROR)

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from service.auth import api_key_schemes
 from service.data_plane import DataPlane
 from service.dependencies import current_plane
-from service.metrics import PREDICTIONS
+from service.scoring_lane import score
 
 router = APIRouter(tags=["model"], dependencies=[Depends(api_key_schemes)])
 
@@ -51,7 +51,8 @@ _REQUEST_BODY = {
     responses={200: {"content": {"application/json": {"example": {"predictions": [1.5]}}}}},
 )
 async def invocations(request: Request, plane: Annotated[DataPlane, Depends(current_plane)]) -> Response:
-    """Answers `{"predictions": [...]}` exactly as `mlflow models serve` does for the same model."""
-    prediction = await plane.invocations(await request.body(), request.headers.get("content-type"))
-    PREDICTIONS.labels("/invocations").inc(prediction.rows)
-    return Response(prediction.body, media_type="application/json")
+    """Answers `{"predictions": [...]}` exactly as `mlflow models serve` does for the same model.
+
+    Once the model is loaded, service.scoring_lane answers these requests with the same `score`."""
+    body = await score(plane, "/invocations", await request.body(), request.headers.get("content-type"))
+    return Response(body, media_type="application/json")
