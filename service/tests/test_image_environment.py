@@ -163,8 +163,11 @@ def test_the_image_environment_serves_the_model_as_it_was_logged(
     assert "mlflow" not in installed
     assert "mlflow-skinny" in installed
     assert not installed & {"boto3", "azure-storage-blob", "pytest"}  # one cloud's client, no dev tools
-    if not any(line.startswith("scikit-learn") for line in logged):
+    if any(line.startswith("scikit-learn") for line in logged):
+        assert "treelite" in installed  # the compiled fast path for its tree ensembles
+    else:
         assert "scikit-learn" not in installed  # the image holds what this model needs, not the example's
+        assert "treelite" not in installed  # nor a speed-up for models it does not serve (and its scipy)
     with api_process(
         tmp_path,
         python=str(served.venv / "bin" / "python"),
