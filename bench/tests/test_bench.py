@@ -5,8 +5,20 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
-from bench.compare import ServerRun, format_monitoring_table, format_table, process_tree_cpu_seconds
+from bench.compare import (
+    BATCH_CONCURRENCY,
+    Level,
+    ServerRun,
+    format_goals_table,
+    format_monitoring_table,
+    format_rows_table,
+    format_table,
+    process_tree_cpu_seconds,
+)
+from bench.image_size import disk_mb
 from bench.load_generator import LoadResult, post_request, run_load
 
 
@@ -63,19 +75,51 @@ def test_connection_refused_counts_as_errors_and_stops_at_the_deadline() -> None
     assert result.seconds < 2
 
 
+def _run(name: str, *loads: tuple[Level, LoadResult], **fields: Any) -> ServerRun:
+    """A server's run with these (level, result) pairs."""
+    return ServerRun(name, loads=[load for _, load in loads], levels=[level for level, _ in loads], **fields)
+
+
+def _load(concurrency: int, ok: int, p99: float) -> LoadResult:
+    return LoadResult(concurrency, 1.0, ok=ok, reported_percentiles_ms={99.0: p99})
+
+
 def test_table_reports_ratios() -> None:
-    mlflow = ServerRun("mlflow", startup_seconds=10.0, peak_rss_mib=500.0, loads=[LoadResult(1, 1.0, ok=100)])
-    ours = ServerRun("ours", startup_seconds=5.0, peak_rss_mib=250.0, loads=[LoadResult(1, 1.0, ok=400)])
+    one_row = Level(1, 1, [b"{}"])
+    mlflow = _run("mlflow", (one_row, LoadResult(1, 1.0, ok=100)), startup_seconds=10.0, peak_rss_mib=500.0)
+    ours = _run("ours", (one_row, LoadResult(1, 1.0, ok=400)), startup_seconds=5.0, peak_rss_mib=250.0)
     table = format_table(mlflow, ours)
     assert "| 1 | 100 | 400 | 4.00x |" in table
     assert "| start to first good prediction (s) | 10.0 | 5.0 | 0.50x |" in table
 
 
+def test_rows_table_counts_rows_not_requests_and_only_at_the_batch_concurrency() -> None:
+    single, batch = Level(1, 1, [b"{}"]), Level(BATCH_CONCURRENCY, 100, [b"{}"])
+    mlflow = _run("mlflow", (single, LoadResult(1, 1.0, ok=50)), (batch, LoadResult(8, 2.0, ok=20)))
+    ours = _run("ours", (single, LoadResult(1, 1.0, ok=900)), (batch, LoadResult(8, 2.0, ok=300)))
+    table = format_rows_table(mlflow, ours)
+    assert "| 100 | 1000 | 15000 | 15.00x |" in table
+    assert "| 1 |" not in table
+
+
+def test_goals_table_marks_each_goal_met_or_not() -> None:
+    levels = [Level(concurrency, 1, [b"{}"]) for concurrency in (1, 8)]
+    fast = [_load(1, ok=2100, p99=1.0), _load(8, ok=1900, p99=9.0)]
+    slow = [_load(1, ok=100, p99=10.0), _load(8, ok=100, p99=8.0)]
+    mlflow = _run("mlflow", *zip(levels, slow, strict=True), startup_seconds=8.0)
+    ours = _run("ours", *zip(levels, fast, strict=True), startup_seconds=1.1)
+    table = format_goals_table(mlflow, ours, environment_mb=310.0)
+    assert "| 1-row req/s at least 20x mlflow's, c=1, 8 | 21.0x, 19.0x | no |" in table
+    assert "| p99 no higher than mlflow's at each | 0.10x, 1.12x | no |" in table
+    assert "| start to first prediction at most 1.2 s, example model | 1.1 s (mlflow 8.0 s) | yes |" in table
+    assert "| example model's API image environment at most 300 MB | 310 MB | no |" in table
+    assert "| not measured | no |" in format_goals_table(mlflow, ours, environment_mb=None)
+
+
 def test_monitoring_table_reports_on_over_off() -> None:
-    on = ServerRun("ours", loads=[LoadResult(8, 1.0, ok=960, latencies=[0.002])], cpu_ms_per_request=[0.63])
-    off = ServerRun(
-        "ours-off", loads=[LoadResult(8, 1.0, ok=1000, latencies=[0.002])], cpu_ms_per_request=[0.6]
-    )
+    level = Level(8, 1, [b"{}"])
+    on = _run("ours", (level, LoadResult(8, 1.0, ok=960, latencies=[0.002])), cpu_ms_per_request=[0.63])
+    off = _run("ours-off", (level, LoadResult(8, 1.0, ok=1000, latencies=[0.002])), cpu_ms_per_request=[0.6])
     assert "| 8 | 960 | 1000 | 0.96x | 0.630 | 0.600 | 1.05x | 2.0 | 2.0 |" in format_monitoring_table(
         on, off
     )
@@ -96,3 +140,11 @@ def test_cpu_seconds_of_a_process_tree_count_its_children() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_environment_size_counts_files_once_and_skips_symlinks(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.so").write_bytes(b"x" * 1_500_000)
+    (tmp_path / "b.py").write_bytes(b"y" * 500_000)
+    (tmp_path / "python").symlink_to(tmp_path / "lib" / "a.so")
+    assert disk_mb(tmp_path) == 2.0
