@@ -6,7 +6,8 @@ https://docs.github.com/en/actions/reference/security/oidc#example-subject-claim
 
 - `<stack>-ci-deploy` (dev, staging, prod) trusts `repo:R:environment:E`. PowerUserAccess (no IAM), fenced
   (fence.py): IAM only on its stack's bounded workload roles; read/write E's state, encrypt/decrypt with E's
-  key; nothing on resources tagged with another environment.
+  key; nothing on resources tagged with another environment, no CloudWatch dashboard but its stack's (by name:
+  dashboards take no tags).
 - `<stack>-ci-preview` (dev, staging) trusts `repo:R:pull_request`; prod's trusts only
   `repo:R:ref:refs/heads/<githubBranch>` (deploy.yml's prod preview on a push, before the prod approval),
   never a pull request. ReadOnlyAccess minus data: objects only of E's state, decryption only with E's key, no
@@ -39,6 +40,7 @@ from infra.aws.fence import (
     ENVIRONMENT_TAG,
     FenceScope,
     WorkloadBoundaries,
+    dashboard_fence,
     environment_fence,
     role_fence,
     sandbox_scope,
@@ -146,6 +148,7 @@ class CiIdentity(pulumi.ComponentResource):
                 ),
                 iam.allow("ReadOidcProvider", ["iam:GetOpenIDConnectProvider"], [self.provider_arn]),
                 *environment_fence(settings.environment),
+                *dashboard_fence(account, args.scope),
             ],
         )
         if state is not None:

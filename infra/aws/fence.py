@@ -56,6 +56,17 @@ environments that share an account apart:
    refreshing the dev stack can read the sandbox identity and key it made. That is why the README recommends
    one account per environment (dev and sandboxes may share); `aws:allowedAccountIds` in each stack file stops
    a stack from deploying into the wrong one.
+
+4. The dashboard fence (`dashboard_fence`). A CloudWatch dashboard carries no tag: the provider's Dashboard
+   takes none, so default_tags never reach it and 3. cannot see whose it is. Its name can: the stack names its
+   one dashboard `dashboard_name(<stack>)` (infra/dashboards.py), and each deploy identity may put, get and
+   delete only the dashboard of that name, `arn:<partition>:cloudwatch::<account>:dashboard/<name>` (no
+   region: dashboards are global to the account; the Service Authorization Reference's `dashboard` resource
+   type, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+   The name ends the stack's name with `-mlops-stack`, so `aws-dev`'s pattern matches no other stack's (a
+   stack named `aws-dev-x` has `aws-dev-x-mlops-stack`), and no stack but a sandbox can be named like one
+   (infra.config refuses `-sandbox-` in other environments). A test evaluates the fence against the name the
+   program gives, for the longest stack names config accepts.
 """
 
 import dataclasses
@@ -69,6 +80,7 @@ from pulumi_aws import iam as aws_iam
 from infra.aws import iam
 from infra.aws.account import Account
 from infra.config import Environment, StackSettings
+from infra.dashboards import dashboard_name
 
 # The tag infra.naming.labels puts on every resource (a test holds the two together).
 ENVIRONMENT_TAG = "environment"
@@ -121,6 +133,8 @@ ARTIFACT_OBJECT_ACTIONS = (
     "s3:ListMultipartUploadParts",
 )
 ARTIFACT_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketMultipartUploads")
+# Every action on a dashboard by name (ListDashboards takes only "*" and shows names, no content).
+DASHBOARD_ACTIONS = ("cloudwatch:PutDashboard", "cloudwatch:GetDashboard", "cloudwatch:DeleteDashboards")
 
 
 @dataclass(frozen=True)
@@ -466,6 +480,21 @@ def environment_fence(environment: Environment) -> list[iam.Statement]:
                 "StringNotEquals": {request_key: environment.value},
             },
         ),
+    ]
+
+
+def dashboard_arn(account: Account, scope: FenceScope) -> pulumi.Output[str]:
+    """The scope's dashboard (for sandboxes a pattern over all of theirs): module docstring, 4."""
+    return account.arn("cloudwatch", f"dashboard/{dashboard_name(scope.stack_pattern)}", regional=False)
+
+
+def dashboard_fence(account: Account, scope: FenceScope) -> list[iam.Statement]:
+    """Its own dashboard only: allowed by name (whatever managed policy sits beside it), and every other
+    dashboard denied, as PowerUserAccess would allow them all (module docstring, 4.)."""
+    own = dashboard_arn(account, scope)
+    return [
+        iam.allow("OwnDashboard", list(DASHBOARD_ACTIONS), [own]),
+        iam.deny_outside("NoOtherDashboards", list(DASHBOARD_ACTIONS), [own]),
     ]
 
 

@@ -37,6 +37,7 @@ RDS_CLUSTER_INSTANCE = "aws:rds/clusterInstance:ClusterInstance"
 RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 ECS_CLUSTER = "aws:ecs/cluster:Cluster"
 EXPRESS_SERVICE = "aws:ecs/expressGatewayService:ExpressGatewayService"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -107,6 +108,7 @@ LOGS_DOC = "https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference
 LOGS_RETENTION_DOC = (
     "https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html"
 )
+DASHBOARD_DOC = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutDashboard.html"
 ECS_CLUSTER_DOC = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateCluster.html"
 EXPRESS_DOC = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateExpressGatewayService.html"
 # The valid CPU and memory values of an Express service, as the provider documents them.
@@ -135,6 +137,7 @@ RDS_SUBNET_GROUP_NAME = re.compile(r"[a-z0-9 ._-]+")
 POSTGRES_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 LOG_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]+")
 ECS_NAME = re.compile(r"[A-Za-z0-9_-]+")
+DASHBOARD_NAME = re.compile(r"[A-Za-z0-9_-]+")
 SECURITY_GROUP_TEXT = re.compile(r"[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]*")
 # Tags: letters, digits, spaces and _ . : / = + - @ (the docs' \p{L}\p{Z}\p{N}; \w and \s cover them).
 TAG_TEXT = re.compile(r"[\w\s.:/=+\-@]*")
@@ -407,6 +410,8 @@ RULES: tuple[Rule, ...] = (
     CombinationRule(
         LOG_GROUP, "retentionInDays", _log_retention, "one of the allowed retentions", LOGS_RETENTION_DOC
     ),
+    # CloudWatch: "The maximum length is 255, and valid characters are A-Z, a-z, 0-9, "-", and "_"."
+    NameRule(DASHBOARD, "dashboardName", 255, DASHBOARD_NAME, "letters, digits, '-' and '_'", DASHBOARD_DOC),
     # ECS and Express Mode
     NameRule(ECS_CLUSTER, "name", 255, ECS_NAME, "letters, digits, '_', '-'", ECS_CLUSTER_DOC),
     NameRule(EXPRESS_SERVICE, "serviceName", 255, ECS_NAME, "letters, digits, '_', '-'", EXPRESS_DOC),

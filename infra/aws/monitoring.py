@@ -21,9 +21,16 @@
   whose value is `$.max_psi` (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html):
   a custom metric that gets a data point only when the API writes the line.
 
-No dashboard (see StackMonitoring). Standard alarms are billed per alarm per month; none here is
-high-resolution. The SNS topic and its email subscription exist only when `alertEmail` is set (the address
-must confirm the subscription once).
+One CloudWatch dashboard, `<stack>-mlops-stack` (infra/dashboards.py lists its panels): each alarm's own
+metric queries drawn with its threshold as a horizontal annotation, and the API's `RequestCount`
+(https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html).
+Dashboards take no tags in the provider (aws.cloudwatch.Dashboard has no `tags`), so the tag-based environment
+fence cannot cover them; the deploy identity's dashboard fence matches the name instead (infra/aws/fence.py,
+`dashboard_fence`). A dashboard costs 3 USD a month beyond the first 3 of the account
+(https://aws.amazon.com/cloudwatch/pricing/).
+
+Standard alarms are billed per alarm per month; none here is high-resolution. The SNS topic and its email
+subscription exist only when `alertEmail` is set (the address must confirm the subscription once).
 """
 
 import functools
@@ -39,8 +46,14 @@ from infra.alerts import DRIFT_EVENT, DRIFT_FIELD, Alert, AlertId, AlertPlan, al
 from infra.aws.database import ALLOCATED_STORAGE_GB, TrackingDatabase
 from infra.aws.express import ExpressService
 from infra.config import StackSettings
+from infra.dashboards import Panel, dashboard_name, dashboard_panels, grid
 
 ELB = "AWS/ApplicationELB"
+# Widgets on the dashboard's 24-unit-wide grid: two a row.
+WIDGET_WIDTH = 12
+WIDGET_HEIGHT = 6
+# The request rate's resolution: the load balancer publishes per minute, and no alarm sums it over longer.
+REQUESTS_PERIOD_SECONDS = 60
 DRIFT_NAMESPACE = "mlops-stack"
 GB = 1024**3
 # ECS's stop codes of a task that did not start or whose essential container exited (not a scale-in or a
@@ -56,6 +69,16 @@ class LoadBalancing:
     target_groups: tuple[str, ...]  # targetgroup/<name>/<id>, one or two (canary deployments)
 
 
+@dataclass(frozen=True)
+class Chart:
+    """What an alarm reads and where it fires, for its dashboard panel."""
+
+    queries: pulumi.Output[list[cloudwatch.MetricAlarmMetricQueryArgs]]
+    threshold: float
+    unit: str
+    below: bool  # fires below the threshold (free storage), not above it
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackMonitoringArgs:
     settings: StackSettings
@@ -68,6 +91,7 @@ class StackMonitoringArgs:
 
 class StackMonitoring(pulumi.ComponentResource):
     alarms: dict[AlertId, cloudwatch.MetricAlarm]
+    dashboard: cloudwatch.Dashboard | None
 
     def __init__(
         self, name: str, args: StackMonitoringArgs, opts: pulumi.ResourceOptions | None = None
@@ -77,6 +101,8 @@ class StackMonitoring(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         self._settings = settings
         self._actions: list[pulumi.Output[str]] = []
+        self._charts: dict[AlertId, Chart] = {}
+        self._api_balancing: pulumi.Output[LoadBalancing] | None = None
         if plan.email is not None:
             topic = sns.Topic(f"{name}-alerts", opts=self._child)
             sns.TopicSubscription(
@@ -97,20 +123,93 @@ class StackMonitoring(pulumi.ComponentResource):
             elif alert.id is AlertId.DATABASE_STORAGE and not args.database.is_serverless:
                 free_gb = ALLOCATED_STORAGE_GB * (100 - alert.threshold) / 100
                 storage = _database(args.database, "FreeStorageSpace", "Minimum", _seconds(alert))
-                self._alarm(name, alert, storage, free_gb * GB, "LessThanThreshold")
+                self._alarm(name, alert, storage, free_gb * GB, "LessThanThreshold", unit="bytes free")
             elif args.api is not None:
                 self._api_alarm(name, alert, args.api, args.cluster_name)
-        # No CloudWatch dashboard: dashboards take no tags, so the account fence that keeps one environment's
-        # deploy identity off another's resources (infra/aws/fence.py) could not cover it. The alarms list
-        # filtered by the stack's name (every alarm is named `<stack> <alert>`) is the overview instead.
+        self.dashboard = None
+        if plan.alerts:
+            requests = None
+            if args.api is not None:
+                requests = self._balancing(name, args.api, args.cluster_name).apply(
+                    lambda b: _request_count(b, REQUESTS_PERIOD_SECONDS)
+                )
+            self.dashboard = self._dashboard(name, dashboard_panels(plan), requests)
         self.register_outputs({})
+
+    def _balancing(
+        self, name: str, api: ExpressService, cluster: pulumi.Input[str]
+    ) -> pulumi.Output[LoadBalancing]:
+        """The API's load balancing, looked up once for its alarms and its dashboard panel."""
+        if self._api_balancing is None:
+            self._api_balancing = load_balancing(f"{name}-api", cluster, api.service_name, self)
+        return self._api_balancing
+
+    def _dashboard(
+        self,
+        name: str,
+        panels: Sequence[Panel],
+        requests: pulumi.Output[list[cloudwatch.MetricAlarmMetricQueryArgs]] | None,
+    ) -> cloudwatch.Dashboard:
+        """One metric widget a panel, in the shared order; a panel whose alarm this stack lacks (Aurora's
+        storage) is left out, as its alarm is."""
+        charted: list[tuple[Panel, pulumi.Output[list[cloudwatch.MetricAlarmMetricQueryArgs]], Chart | None]]
+        charted = []
+        for panel in panels:
+            if panel.alert is None:
+                if requests is not None:
+                    charted.append((panel, requests, None))
+            elif (chart := self._charts.get(panel.alert.id)) is not None:
+                charted.append((panel, chart.queries, chart))
+        region = self._settings.region
+
+        def body(resolved: list[list[cloudwatch.MetricAlarmMetricQueryArgs]]) -> str:
+            widgets = []
+            for cell, (panel, _, chart), queries in zip(grid(len(charted)), charted, resolved, strict=True):
+                properties: dict[str, Any] = {
+                    "title": panel.title,
+                    "region": region,
+                    "view": "timeSeries",
+                    "stacked": False,
+                    "metrics": _widget_metrics(queries),
+                }
+                if chart is not None:
+                    properties["annotations"] = {
+                        "horizontal": [
+                            {
+                                "label": panel.threshold_label(
+                                    chart.threshold, chart.unit, below=chart.below
+                                ),
+                                "value": chart.threshold,
+                            }
+                        ]
+                    }
+                    properties["yAxis"] = {"left": {"label": chart.unit, "showUnits": False}}
+                widgets.append(
+                    {
+                        "type": "metric",
+                        "x": cell.column * WIDGET_WIDTH,
+                        "y": cell.row * WIDGET_HEIGHT,
+                        "width": WIDGET_WIDTH,
+                        "height": WIDGET_HEIGHT,
+                        "properties": properties,
+                    }
+                )
+            return json.dumps({"widgets": widgets})
+
+        queries = pulumi.Output.all(*(queries for _, queries, _ in charted))
+        return cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=dashboard_name(self._settings.stack),
+            dashboard_body=queries.apply(body),
+            opts=self._child,
+        )
 
     def _api_alarm(self, name: str, alert: Alert, api: ExpressService, cluster: pulumi.Input[str]) -> None:
         if alert.id is AlertId.API_5XX:
-            balancing = load_balancing(f"{name}-api", cluster, api.service_name, self)
+            balancing = self._balancing(name, api, cluster)
             self._alarm(name, alert, balancing.apply(lambda b: _target_5xx(b, _seconds(alert))))
         elif alert.id is AlertId.API_P99:
-            balancing = load_balancing(f"{name}-api", cluster, api.service_name, self)
+            balancing = self._balancing(name, api, cluster)
             self._alarm(name, alert, balancing.apply(lambda b: _p99_ms(b, _seconds(alert))))
         elif alert.id is AlertId.API_RESTARTS:
             rule = cloudwatch.EventRule(
@@ -153,13 +252,21 @@ class StackMonitoring(pulumi.ComponentResource):
         queries: pulumi.Input[Sequence[cloudwatch.MetricAlarmMetricQueryArgs]],
         threshold: float | None = None,
         comparison: str = "GreaterThanThreshold",
+        unit: str | None = None,
     ) -> None:
+        limit = alert.threshold if threshold is None else threshold
+        self._charts[alert.id] = Chart(
+            pulumi.Output.from_input(queries).apply(list),
+            limit,
+            alert.unit if unit is None else unit,
+            below=comparison == "LessThanThreshold",
+        )
         self.alarms[alert.id] = cloudwatch.MetricAlarm(
             f"{name}-{alert.id.value}",
             name=alert_name(self._settings, alert.id),
             alarm_description=f"{alert.meaning}. What to do: {alert.action}.",
             comparison_operator=comparison,
-            threshold=alert.threshold if threshold is None else threshold,
+            threshold=limit,
             evaluation_periods=1,
             metric_queries=queries,
             # No requests or no drift line is not a failure (an idle API, a paused database).
@@ -263,6 +370,34 @@ def _target_5xx(balancing: LoadBalancing, period: int) -> list[cloudwatch.Metric
 def _p99_ms(balancing: LoadBalancing, period: int) -> list[cloudwatch.MetricAlarmMetricQueryArgs]:
     queries, filled = _per_target_group(balancing, "t", "TargetResponseTime", "p99", period)
     return [*queries, _expression("p99", f"1000 * MAX([{', '.join(filled)}])", "p99 latency (ms)")]
+
+
+def _request_count(balancing: LoadBalancing, period: int) -> list[cloudwatch.MetricAlarmMetricQueryArgs]:
+    queries, filled = _per_target_group(balancing, "r", "RequestCount", "Sum", period)
+    return [*queries, _expression("requests", " + ".join(filled), "requests")]
+
+
+def _widget_metrics(queries: Sequence[cloudwatch.MetricAlarmMetricQueryArgs]) -> list[list[Any]]:
+    """An alarm's metric queries as a metric widget's `metrics` rows: a metric is `[namespace, name,
+    dimension, value, ..., {rendering}]`, an expression `[{expression, label, id}]`; the queries an expression
+    reads are drawn hidden, as the alarm returns only the expression."""
+    rows: list[list[Any]] = []
+    for query in queries:
+        if query.expression:
+            rows.append([{"expression": query.expression, "label": query.label, "id": query.id}])
+            continue
+        metric = query.metric
+        if metric is None:
+            raise ValueError(f"alarm query {query.id} has neither a metric nor an expression")
+        dimensions = [part for key, value in (metric.dimensions or {}).items() for part in (key, value)]
+        rendering = {
+            "id": query.id,
+            "stat": metric.stat,
+            "period": metric.period,
+            "visible": bool(query.return_data),
+        }
+        rows.append([metric.namespace, metric.metric_name, *dimensions, rendering])
+    return rows
 
 
 def _unhealthy_percent(balancing: LoadBalancing, period: int) -> list[cloudwatch.MetricAlarmMetricQueryArgs]:

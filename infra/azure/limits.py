@@ -193,6 +193,7 @@ TAGGED_TYPES = (
     "azure-native:monitor:MetricAlert",
     "azure-native:monitor:ScheduledQueryRule",
     "azure-native:monitor:ActionGroup",
+    "azure-native:portal:Dashboard",
 )
 
 
@@ -369,6 +370,15 @@ RULES: tuple[Rule, ...] = (
         _insights_name(":<>+/&%\\?|"),
         "no `:<>+/&%\\?|` or control characters, not ending with a space or '.'",
         NAMES_DOC + "#microsoftinsights",
+    ),
+    NameRule(
+        "azure-native:portal:Dashboard",
+        "dashboardName",
+        160,
+        ALNUM_HYPHENS,
+        "letters, digits and '-' (the portal shows the `hidden-title` tag instead)",
+        "https://learn.microsoft.com/azure/templates/microsoft.portal/dashboards",
+        min_length=3,
     ),
     NameRule(
         "azure-native:authorization:ManagementLockByScope",

@@ -16,15 +16,35 @@
 
 Metric alert rules are billed per monitored time series per month, log search alerts per rule by frequency
 (Azure Monitor pricing). The action group with the email exists only when `alertEmail` is set.
+
+The dashboard (infra/dashboards.py lists its panels) is a shared Azure portal dashboard
+(`Microsoft.Portal/dashboards`, https://learn.microsoft.com/azure/azure-portal/azure-portal-dashboards-structure),
+chosen over an Application Insights workbook because it is the cheapest honest option that shows the same
+metrics the alerts read: dashboards are free, need no Application Insights component (the stack has none), and
+are an ARM resource in the stack's resource group, so the deploy identity's Contributor role on that group
+(infra/azure/ci_identity.py; Contributor allows every action but role assignments and a few others,
+https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/privileged#contributor) covers
+`Microsoft.Portal/dashboards/write` and `delete`, and the tag fence of the group applies as to any resource.
+Each metric tile is the alert's own resource, namespace, metric, aggregation and 5xx filter
+(`Extension/HubsExtension/PartType/MonitorChartPart`, in the format the portal exports: aggregationType 1
+total, 3 maximum, 4 average). A metric tile draws no threshold line, so its title carries the alert's
+threshold; the drift tile is the drift alert's own log query over the workspace
+(`Extension/Microsoft_OperationsManagementSuite_Workspace/PartType/LogsDashboardPart`), charted with the
+threshold as a second series. Whether the tiles render is settled only by opening the dashboard after the
+first deploy (README first-deploy checklist).
 """
 
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_azure_native.monitor as monitor
+import pulumi_azure_native.portal as portal
 
 from infra.alerts import DRIFT_EVENT, DRIFT_FIELD, Alert, AlertId, AlertPlan, alert_name
 from infra.config import StackSettings
+from infra.dashboards import Panel, dashboard_name, dashboard_panels, grid
 
 CONTAINER_APPS = "Microsoft.App/containerApps"
 POSTGRES = "Microsoft.DBforPostgreSQL/flexibleServers"
@@ -32,6 +52,27 @@ SINGLE_RESOURCE = "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria"
 # 5xx answers of the tracking server in 5 minutes that mean it is failing (Azure has no ratio alert).
 TRACKING_5XX = 5
 WARNING = 2  # Azure Monitor's severities: 0 critical ... 4 verbose
+# A metric tile's aggregation, as the portal writes it in an exported dashboard.
+AGGREGATION_TYPES = {"Total": 1, "Minimum": 2, "Maximum": 3, "Average": 4, "Count": 7}
+METRIC_CHART_PART = "Extension/HubsExtension/PartType/MonitorChartPart"
+LOG_QUERY_PART = "Extension/Microsoft_OperationsManagementSuite_Workspace/PartType/LogsDashboardPart"
+# Tiles on the portal's grid: two a row.
+TILE_COLUMNS, TILE_ROWS = 6, 4
+# The portal shows a dashboard by this tag, its resource name otherwise.
+TITLE_TAG = "hidden-title"
+
+
+@dataclass(frozen=True)
+class MetricChart:
+    """What a metric alert reads and where it fires, for its dashboard tile."""
+
+    scope: pulumi.Input[str]
+    namespace: str
+    metric: str
+    aggregation: str
+    threshold: float
+    unit: str
+    five_xx: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +98,7 @@ class StackMonitoring(pulumi.ComponentResource):
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
         self._groups: list[pulumi.Output[str]] = []
+        self._charts: dict[AlertId, MetricChart] = {}
         if plan.email is not None:
             group = monitor.ActionGroup(
                 f"{name}-email",
@@ -84,6 +126,7 @@ class StackMonitoring(pulumi.ComponentResource):
                     "Requests",
                     "Total",
                     TRACKING_5XX,
+                    unit="5xx responses",
                     five_xx=True,
                 )
             elif alert.id is AlertId.DATABASE_CPU:
@@ -102,7 +145,59 @@ class StackMonitoring(pulumi.ComponentResource):
                 self._metric_alert(name, alert, args.api_app_id, CONTAINER_APPS, "RestartCount", "Maximum")
             elif alert.id is AlertId.MODEL_DRIFT:
                 self._drift_alert(name, alert)
+        self.dashboard = self._dashboard(name, dashboard_panels(plan)) if plan.alerts else None
         self.register_outputs({})
+
+    def _dashboard(self, name: str, panels: tuple[Panel, ...]) -> portal.Dashboard:
+        """One tile a panel, in the shared order."""
+        settings, args = self._args.settings, self._args
+        tiles: list[dict[str, Any]] = []
+        for panel in panels:
+            if panel.alert is None:
+                if args.api_app_id is not None:
+                    tiles.append(
+                        _metric_tile(
+                            panel.title,
+                            MetricChart(
+                                args.api_app_id, CONTAINER_APPS, "Requests", "Total", 0, "requests", False
+                            ),
+                        )
+                    )
+            elif panel.alert.id is AlertId.MODEL_DRIFT:
+                query = drift_chart_query(args.api_app_name or "", panel.alert.threshold)
+                tiles.append(
+                    _log_tile(
+                        panel.title, query, args.workspace_id, f"{settings.stack}-{panel.alert.id.value}"
+                    )
+                )
+            elif (chart := self._charts.get(panel.alert.id)) is not None:
+                label = panel.threshold_label(chart.threshold, chart.unit)
+                tiles.append(_metric_tile(f"{panel.title} ({label})", chart))
+        parts = [
+            portal.DashboardPartsArgs(
+                position=portal.DashboardPartsPositionArgs(
+                    x=cell.column * TILE_COLUMNS,
+                    y=cell.row * TILE_ROWS,
+                    col_span=TILE_COLUMNS,
+                    row_span=TILE_ROWS,
+                ),
+                metadata=portal.DashboardPartMetadataArgs(
+                    type=tile["type"], inputs=tile["inputs"], settings=tile["settings"]
+                ),
+            )
+            for cell, tile in zip(grid(len(tiles)), tiles, strict=True)
+        ]
+        return portal.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=dashboard_name(settings.stack),
+            resource_group_name=args.resource_group_name,
+            location=settings.region,
+            properties=portal.DashboardPropertiesWithProvisioningStateArgs(
+                lenses=[portal.DashboardLensArgs(order=0, parts=parts)]
+            ),
+            tags={TITLE_TAG: f"{settings.stack} mlops-stack"},
+            opts=self._child,
+        )
 
     def _metric_alert(
         self,
@@ -114,9 +209,14 @@ class StackMonitoring(pulumi.ComponentResource):
         aggregation: str,
         threshold: float | None = None,
         *,
+        unit: str | None = None,
         five_xx: bool = False,
     ) -> None:
         window = f"PT{alert.minutes}M"
+        limit = alert.threshold if threshold is None else threshold
+        self._charts[alert.id] = MetricChart(
+            scope, namespace, metric, aggregation, limit, alert.unit if unit is None else unit, five_xx
+        )
         self.rules[alert.id] = monitor.MetricAlert(
             f"{name}-{alert.id.value}",
             rule_name=alert_name(self._args.settings, alert.id),
@@ -137,7 +237,7 @@ class StackMonitoring(pulumi.ComponentResource):
                         metric_namespace=namespace,
                         metric_name=metric,
                         operator="GreaterThan",
-                        threshold=alert.threshold if threshold is None else threshold,
+                        threshold=limit,
                         time_aggregation=aggregation,
                         dimensions=[
                             monitor.MetricDimensionArgs(
@@ -186,6 +286,72 @@ class StackMonitoring(pulumi.ComponentResource):
             tags={"alert": alert.id.value},
             opts=self._child,
         )
+
+
+def drift_chart_query(app_name: str, threshold: float) -> str:
+    """The drift alert's query, as a line a window and the alert's threshold beside it."""
+    return (
+        f"{drift_query(app_name)}\n"
+        f"| summarize {DRIFT_FIELD} = max({DRIFT_FIELD}) by bin(TimeGenerated, 15m)\n"
+        f"| extend threshold = {threshold:g}\n"
+        "| render timechart"
+    )
+
+
+def _metric_tile(title: str, chart: MetricChart) -> dict[str, Any]:
+    metric = {
+        "resourceMetadata": {"id": chart.scope},
+        "name": chart.metric,
+        "aggregationType": AGGREGATION_TYPES[chart.aggregation],
+        "namespace": chart.namespace.lower(),
+        "metricVisualization": {"displayName": chart.metric},
+    }
+    options: dict[str, Any] = {
+        "metrics": [metric],
+        "title": title,
+        "titleKind": 2,  # the title given here, not one the portal makes up
+        "visualization": {"chartType": 2},  # a line chart
+        "timespan": {"relative": {"duration": 24 * 3600 * 1000}, "showUTCTime": False, "grain": 1},
+    }
+    if chart.five_xx:
+        options["filterCollection"] = {
+            "filters": [{"key": "statusCodeCategory", "operator": 0, "values": ["5xx"]}]
+        }
+    return {
+        "type": METRIC_CHART_PART,
+        "inputs": [{"name": "options", "isOptional": True}, {"name": "sharedTimeRange", "isOptional": True}],
+        "settings": {"content": {"options": {"chart": options}}},
+    }
+
+
+def _log_tile(title: str, query: str, workspace_id: pulumi.Input[str], part: str) -> dict[str, Any]:
+    def value(key: str, content: Any) -> dict[str, Any]:
+        return {"name": key, "value": content, "isOptional": True}
+
+    return {
+        "type": LOG_QUERY_PART,
+        "inputs": [
+            value("Scope", {"resourceIds": [workspace_id]}),
+            value("PartId", str(uuid.uuid5(uuid.NAMESPACE_URL, part))),
+            value("Version", "2.0"),
+            value("TimeRange", "P1D"),
+            value("Query", query),
+            value("ControlType", "FrameControlChart"),
+            value("SpecificChart", "Line"),
+            value("PartTitle", title),
+            value(
+                "Dimensions",
+                {
+                    "xAxis": {"name": "TimeGenerated", "type": "datetime"},
+                    "yAxis": [{"name": DRIFT_FIELD, "type": "real"}, {"name": "threshold", "type": "real"}],
+                    "splitBy": [],
+                    "aggregation": "Max",
+                },
+            ),
+            value("IsQueryContainTimeRange", False),
+        ],
+        "settings": {},
+    }
 
 
 def drift_query(app_name: str) -> str:

@@ -48,6 +48,7 @@ TAGGED_TYPES = frozenset(
         "azure-native:monitor:MetricAlert",
         "azure-native:monitor:ScheduledQueryRule",
         "azure-native:monitor:ActionGroup",
+        "azure-native:portal:Dashboard",
     }
 )
 

@@ -15,6 +15,14 @@
 
 Alert policies are billed per condition and per time series they return (Google Cloud Observability
 pricing); the price sheet says what is known. The email channel exists only when `alertEmail` is set.
+
+The dashboard (infra/dashboards.py lists its panels) charts each policy's own filter and aggregation with the
+policy's threshold as a line (https://cloud.google.com/monitoring/api/ref_v3/rest/v1/projects.dashboards#xychart),
+and the API's request rate. The drift policy counts windows over the threshold, which is no PSI to look at; so
+a second log-based metric, a distribution of the drift lines' `max_psi` (a value extractor,
+https://cloud.google.com/logging/docs/logs-based-metrics/distribution-metrics), is drawn against the
+threshold. Its buckets are 0.01 wide up to a PSI of 1, so the chart is within 0.01 of the logged value; it is
+billed like the counter, by the samples the drift lines bring in (one a window).
 """
 
 import json
@@ -27,6 +35,7 @@ import pulumiverse_time
 
 from infra.alerts import DRIFT_EVENT, DRIFT_FIELD, Alert, AlertId, AlertPlan, alert_name
 from infra.config import StackSettings
+from infra.dashboards import Panel, dashboard_name, dashboard_panels, grid
 from infra.gcp.cloud_run import service_name
 
 RUN_RESOURCE = 'resource.type="cloud_run_revision"'
@@ -34,6 +43,23 @@ REQUESTS = 'metric.type="run.googleapis.com/request_count"'
 LATENCIES = 'metric.type="run.googleapis.com/request_latencies"'
 SYSTEM_LOG = 'logName:"run.googleapis.com%2Fvarlog%2Fsystem"'
 METRIC_PROPAGATION = "10m"  # how long a new log-based metric may take to reach Cloud Monitoring
+# The drift distribution's buckets: 0.01 wide from 0 to 1 (larger PSIs fall in the overflow bucket).
+PSI_BUCKETS = logging.MetricBucketOptionsLinearBucketsArgs(num_finite_buckets=100, width=0.01, offset=0)
+# Tiles on the dashboard's 12-column mosaic: two a row.
+MOSAIC_COLUMNS, TILE_WIDTH, TILE_HEIGHT = 12, 6, 4
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What a policy reads and where it fires, for its dashboard panel."""
+
+    metric_filter: pulumi.Input[str]
+    aligner: str
+    reducer: str | None
+    threshold: float
+    unit: str
+    period: str
+    denominator: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +83,7 @@ class StackMonitoring(pulumi.ComponentResource):
         settings, plan = args.settings, args.plan
         self._child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         self._settings = settings
+        self._charts: dict[AlertId, Chart] = {}
         api, tracking = service_name(settings, "api"), service_name(settings, "tracking")
         api_runs = f'{RUN_RESOURCE} AND resource.label.service_name="{api}"'
         # Log filters spell the resource's labels `resource.labels.` (metric filters take either).
@@ -117,6 +144,27 @@ class StackMonitoring(pulumi.ComponentResource):
                 )
                 # Any such window in the period fires: the threshold is in the metric's filter.
                 self._policy(name, alert, metric.apply(_user_metric), 0, "ALIGN_DELTA", "REDUCE_SUM")
+                psi = logging.Metric(
+                    f"{name}-model-drift-psi-metric",
+                    name=f"mlops-stack/{settings.stack}/model-drift-psi",
+                    description=f"the {DRIFT_FIELD} of each drift window of the model API, for the dashboard",
+                    filter=f'{api_logs} AND jsonPayload.event="{DRIFT_EVENT}"',
+                    value_extractor=f"EXTRACT(jsonPayload.{DRIFT_FIELD})",
+                    metric_descriptor=logging.MetricMetricDescriptorArgs(
+                        metric_kind="DELTA", value_type="DISTRIBUTION"
+                    ),
+                    bucket_options=logging.MetricBucketOptionsArgs(linear_buckets=PSI_BUCKETS),
+                    opts=self._child,
+                )
+                # The dashboard draws the PSI itself against the alert's threshold (module docstring).
+                self._charts[alert.id] = Chart(
+                    psi.name.apply(_user_metric),
+                    "ALIGN_PERCENTILE_99",
+                    "REDUCE_MAX",
+                    alert.threshold,
+                    alert.unit,
+                    f"{alert.minutes * 60}s",
+                )
             elif alert.id is AlertId.TRACKING_UNAVAILABLE:
                 tracking_runs = f'{REQUESTS} AND {RUN_RESOURCE} AND resource.label.service_name="{tracking}"'
                 self._policy(
@@ -127,19 +175,25 @@ class StackMonitoring(pulumi.ComponentResource):
                     "ALIGN_DELTA",
                     "REDUCE_SUM",
                     denominator=tracking_runs,
+                    unit=_fraction(alert),
                 )
             elif alert.id is AlertId.DATABASE_CPU:
                 cpu = pulumi.Output.concat(
                     'metric.type="cloudsql.googleapis.com/database/cpu/utilization" AND ', sql
                 )
-                self._policy(name, alert, cpu, alert.threshold / 100, "ALIGN_MEAN", None)
+                self._policy(
+                    name, alert, cpu, alert.threshold / 100, "ALIGN_MEAN", None, unit=_fraction(alert)
+                )
             elif alert.id is AlertId.DATABASE_STORAGE:
                 disk = pulumi.Output.concat(
                     'metric.type="cloudsql.googleapis.com/database/disk/utilization" AND ', sql
                 )
-                self._policy(name, alert, disk, alert.threshold / 100, "ALIGN_MEAN", None)
+                self._policy(
+                    name, alert, disk, alert.threshold / 100, "ALIGN_MEAN", None, unit=_fraction(alert)
+                )
         if plan.alerts:
-            self._dashboard(name, api, tracking, sql)
+            requests = Chart(f"{REQUESTS} AND {api_runs}", "ALIGN_RATE", "REDUCE_SUM", 0, "requests/s", "60s")
+            self._dashboard(name, dashboard_panels(plan), requests)
         self.register_outputs({})
 
     def _policy(
@@ -151,8 +205,18 @@ class StackMonitoring(pulumi.ComponentResource):
         aligner: str,
         reducer: str | None,
         denominator: str | None = None,
+        unit: str | None = None,
     ) -> None:
         period = f"{alert.minutes * 60}s"
+        self._charts[alert.id] = Chart(
+            metric_filter,
+            aligner,
+            reducer,
+            threshold,
+            alert.unit if unit is None else unit,
+            period,
+            denominator,
+        )
         aggregation = monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
             alignment_period=period, per_series_aligner=aligner, cross_series_reducer=reducer
         )
@@ -214,74 +278,74 @@ class StackMonitoring(pulumi.ComponentResource):
         )
         return pulumi.Output.all(metric.name, known.id).apply(lambda values: str(values[0]))
 
-    def _dashboard(self, name: str, api: str, tracking: str, sql: pulumi.Output[str]) -> None:
-        def chart(
-            title: str, metric_filter: str, aligner: str, reducer: str = "REDUCE_SUM"
-        ) -> dict[str, object]:
-            query = {
-                "timeSeriesFilter": {
-                    "filter": metric_filter,
-                    "aggregation": {
-                        "alignmentPeriod": "60s",
-                        "perSeriesAligner": aligner,
-                        "crossSeriesReducer": reducer,
-                        "groupByFields": [],
+    def _dashboard(self, name: str, panels: tuple[Panel, ...], requests: Chart) -> None:
+        """One chart a panel, in the shared order: the policy's own query, its threshold as a line."""
+        charted = [
+            (panel, requests if panel.alert is None else self._charts[panel.alert.id]) for panel in panels
+        ]
+        filters = pulumi.Output.all(*(chart.metric_filter for _, chart in charted))
+
+        def layout(resolved: list[str]) -> str:
+            tiles = []
+            for cell, (panel, chart), metric_filter in zip(
+                grid(len(charted)), charted, resolved, strict=True
+            ):
+                widget: dict[str, object] = {
+                    "title": panel.title,
+                    "xyChart": {
+                        "dataSets": [{"timeSeriesQuery": _query(chart, metric_filter), "plotType": "LINE"}],
+                        "thresholds": []
+                        if panel.alert is None
+                        else [
+                            {
+                                "label": panel.threshold_label(chart.threshold, chart.unit),
+                                "value": chart.threshold,
+                                "targetAxis": "Y1",
+                            }
+                        ],
                     },
                 }
-            }
-            return {"title": title, "xyChart": {"dataSets": [{"timeSeriesQuery": query, "plotType": "LINE"}]}}
-
-        def layout(sql_filter: str) -> str:
-            run = RUN_RESOURCE
-            charts = [
-                chart(
-                    "API requests",
-                    f'{REQUESTS} AND {run} AND resource.label.service_name="{api}"',
-                    "ALIGN_RATE",
-                ),
-                chart(
-                    "API 5xx",
-                    f'{REQUESTS} AND {run} AND resource.label.service_name="{api}" '
-                    'AND metric.label.response_code_class="5xx"',
-                    "ALIGN_RATE",
-                ),
-                chart(
-                    "API p99 latency (ms)",
-                    f'{LATENCIES} AND {run} AND resource.label.service_name="{api}"',
-                    "ALIGN_PERCENTILE_99",
-                    "REDUCE_MAX",
-                ),
-                chart(
-                    "Tracking 5xx",
-                    f'{REQUESTS} AND {run} AND resource.label.service_name="{tracking}" '
-                    'AND metric.label.response_code_class="5xx"',
-                    "ALIGN_RATE",
-                ),
-                chart(
-                    "Database CPU",
-                    f'metric.type="cloudsql.googleapis.com/database/cpu/utilization" AND {sql_filter}',
-                    "ALIGN_MEAN",
-                    "REDUCE_MAX",
-                ),
-                chart(
-                    "Database disk",
-                    f'metric.type="cloudsql.googleapis.com/database/disk/utilization" AND {sql_filter}',
-                    "ALIGN_MEAN",
-                    "REDUCE_MAX",
-                ),
-            ]
-            tiles = [
-                {"xPos": (i % 2) * 6, "yPos": (i // 2) * 4, "width": 6, "height": 4, "widget": widget}
-                for i, widget in enumerate(charts)
-            ]
+                tiles.append(
+                    {
+                        "xPos": cell.column * TILE_WIDTH,
+                        "yPos": cell.row * TILE_HEIGHT,
+                        "width": TILE_WIDTH,
+                        "height": TILE_HEIGHT,
+                        "widget": widget,
+                    }
+                )
             return json.dumps(
                 {
-                    "displayName": f"{self._settings.stack} mlops-stack",
-                    "mosaicLayout": {"columns": 12, "tiles": tiles},
+                    "displayName": dashboard_name(self._settings.stack),
+                    "mosaicLayout": {"columns": MOSAIC_COLUMNS, "tiles": tiles},
                 }
             )
 
-        monitoring.Dashboard(f"{name}-dashboard", dashboard_json=sql.apply(layout), opts=self._child)
+        monitoring.Dashboard(f"{name}-dashboard", dashboard_json=filters.apply(layout), opts=self._child)
+
+
+def _aggregation(chart: Chart) -> dict[str, object]:
+    aggregation: dict[str, object] = {"alignmentPeriod": chart.period, "perSeriesAligner": chart.aligner}
+    if chart.reducer is not None:
+        aggregation["crossSeriesReducer"] = chart.reducer
+    return aggregation
+
+
+def _query(chart: Chart, metric_filter: str) -> dict[str, object]:
+    """The policy's query as a chart's: a filter, or for a share of requests the ratio of two."""
+    if chart.denominator is None:
+        return {"timeSeriesFilter": {"filter": metric_filter, "aggregation": _aggregation(chart)}}
+    return {
+        "timeSeriesFilterRatio": {
+            "numerator": {"filter": metric_filter, "aggregation": _aggregation(chart)},
+            "denominator": {"filter": chart.denominator, "aggregation": _aggregation(chart)},
+        }
+    }
+
+
+def _fraction(alert: Alert) -> str:
+    """The unit of a threshold that Cloud Run's ratio or Cloud SQL's utilization reads as a fraction."""
+    return f"(a fraction: {alert.threshold:g} {alert.unit})"
 
 
 def _user_metric(metric_name: str) -> str:

@@ -76,7 +76,8 @@ def gcp_alerts(run: ProgramRun) -> dict[AlertId, float]:
             threshold *= 100  # Cloud Run's ratio and Cloud SQL's utilization are fractions
         if alert is AlertId.MODEL_DRIFT:  # any line over the threshold: the threshold is in the log filter
             assert threshold == 0
-            (metric,) = [m for m in run.of_type("gcp:logging/metric:Metric") if "model-drift" in m.name]
+            metrics = run.of_type("gcp:logging/metric:Metric")
+            (metric,) = [m for m in metrics if m.inputs["name"].endswith("/model-drift")]
             threshold = float(
                 re.findall(rf"jsonPayload\.{DRIFT_FIELD}>([0-9.]+)", metric.inputs["filter"])[0]
             )

@@ -338,6 +338,9 @@ AWS_METERS: Mapping[str, MeterReader] = {
     "aws:cloudwatch/logMetricFilter:LogMetricFilter": lambda r: per_month(
         "cloudwatch_custom_metric_month", 0, "data only when the API writes its drift line"
     ),
+    "aws:cloudwatch/dashboard:Dashboard": lambda r: per_month(
+        "cloudwatch_dashboard_month", 1, "one dashboard (free while the account has at most 3)"
+    ),
     "aws:ecs/expressGatewayService:ExpressGatewayService": express_service,
     "aws:ecs/cluster:Cluster": express_cluster,
     "aws:ec2/vpcEndpoint:VpcEndpoint": vpc_endpoint,

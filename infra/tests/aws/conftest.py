@@ -106,6 +106,9 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
         outputs["arn"] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{inputs['namePrefix']}AbCdEf"
     elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
         outputs["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{inputs['name']}"
+    elif args.typ == "aws:cloudwatch/eventRule:EventRule":
+        # Pulumi's autoname: the logical name, '-' and 7 random hex characters (iam_requests.AUTONAME_SUFFIX).
+        outputs["name"] = inputs.get("name") or f"{args.name}-a1b2c3d"
     elif args.typ == "docker-build:index:Image":
         outputs["ref"] = f"{inputs['tags'][0]}@sha256:{'0' * 64}"
     return outputs

@@ -276,7 +276,7 @@ def _images_and_logs(run: ProgramRun, resource: Registered, tags: dict[str, str]
 
 
 def _monitoring(run: ProgramRun, resource: Registered, tags: dict[str, str]) -> Calls:
-    """infra/aws/monitoring.py: alarms, the drift metric filter, the crash-event rule, and the
+    """infra/aws/monitoring.py: alarms, the drift metric filter, the crash-event rule, the dashboard and the
     SNS topic for email (each create authorized as the service's API reference names it)."""
     kind, inputs, new = resource.type, resource.inputs, request_tags(tags)
     if kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
@@ -289,6 +289,10 @@ def _monitoring(run: ProgramRun, resource: Registered, tags: dict[str, str]) -> 
         return [[Request("events:PutRule", rule, new)]]
     if kind == "aws:sns/topic:Topic":
         return [[Request("sns:CreateTopic", arn("sns", _autoname(resource, "name")), new)]]
+    if kind == "aws:cloudwatch/dashboard:Dashboard":
+        # Global to the account (no region in its ARN); no tags: the provider's Dashboard takes none.
+        dashboard = arn("cloudwatch", f"dashboard/{inputs['dashboardName']}", regional=False)
+        return [[Request("cloudwatch:PutDashboard", dashboard)]]
     return [[Request("sns:Subscribe", str(inputs["topic"]))]]
 
 
@@ -420,6 +424,7 @@ _MAPPINGS = {
             "aws:cloudwatch/metricAlarm:MetricAlarm",
             "aws:cloudwatch/logMetricFilter:LogMetricFilter",
             "aws:cloudwatch/eventRule:EventRule",
+            "aws:cloudwatch/dashboard:Dashboard",
             "aws:sns/topic:Topic",
             "aws:sns/topicSubscription:TopicSubscription",
         ),

@@ -14,12 +14,21 @@ from typing import Any
 import pulumi
 import pytest
 
+from infra.aws.account import Account
 from infra.aws.ci_identity import (
     DEPLOY_SESSION_SECONDS,
     PREVIEW_SESSION_SECONDS,
 )
-from infra.aws.fence import ENVIRONMENT_TAG, EXPRESS_INFRASTRUCTURE_STATEMENTS
+from infra.aws.fence import (
+    DASHBOARD_ACTIONS,
+    ENVIRONMENT_TAG,
+    EXPRESS_INFRASTRUCTURE_STATEMENTS,
+    sandbox_scope,
+)
+from infra.aws.limits import DASHBOARD_NAME
+from infra.config import SANDBOX_STACK as SANDBOX_NAME
 from infra.config import ConfigError
+from infra.dashboards import dashboard_name
 from infra.naming import labels
 from infra.platform import load_stack_settings
 from infra.tests.aws.conftest import ACCOUNT_ID, REGION, REPOSITORY, config_for, with_model
@@ -46,6 +55,7 @@ from testing.iam_policy import (
     conditions_hold,
     decide,
     decide_all,
+    resource_matches,
 )
 from testing.pulumi_program import ProgramRun, Registered, run_program
 
@@ -742,6 +752,71 @@ def test_the_dev_deploy_identity_keeps_off_resources_tagged_with_another_environ
     request_: Request, expected: Decision
 ) -> None:
     assert decide(ci_principal(dev(), "deploy"), request_) is expected
+
+
+# --- CloudWatch dashboards: no tags, so fenced by name (fence.py, 4.) --------------------------------------
+
+# A stack whose name begins with another's: the case a bare name prefix would let aws-prod's identity reach.
+LONG_PROD = "aws-prod-eu-west-1-ml-platform-team-alpha"
+# "The maximum length is 255, and valid characters are A-Z, a-z, 0-9, "-", and "_""
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutDashboard.html).
+DASHBOARD_NAME_LIMIT = 255
+
+
+def long_prod() -> ProgramRun:
+    return run_stack(LONG_PROD, config_for("prod", **state_config("prod")))
+
+
+def dashboard_arn(name: str) -> str:
+    """As the Service Authorization Reference writes it: no region (dashboards are global to the account)."""
+    return f"arn:aws:cloudwatch::{ACCOUNT_ID}:dashboard/{name}"
+
+
+def dashboard_of(run: ProgramRun) -> str:
+    (dashboard,) = run.of_type("aws:cloudwatch/dashboard:Dashboard")
+    return dashboard_arn(dashboard.inputs["dashboardName"])
+
+
+@pytest.mark.parametrize("run", [dev, prod, long_prod])
+def test_a_deploy_identity_may_change_its_stacks_dashboard_and_no_other(run: Any) -> None:
+    """Join: the name the program gives its dashboard and the name the fence allows; every other stack's
+    dashboard (one whose stack name begins with this one's included), a sandbox's and anyone's are denied."""
+    program = run()
+    own = dashboard_of(program)
+    session = ci_principal(program, "deploy")
+    others = {dashboard_of(r) for r in (dev(), prod(), long_prod())} - {own}
+    others |= {dashboard_arn(dashboard_name(SANDBOX_STACK)), dashboard_arn("team-billing-overview")}
+    assert len(others) == 4
+    for action in DASHBOARD_ACTIONS:
+        assert decide(session, Request(action, own)) is Decision.ALLOW, action
+        for other in others:
+            assert decide(session, Request(action, other)) is Decision.EXPLICIT_DENY, (action, other)
+
+
+def test_no_sandbox_makes_a_dashboard_and_its_identity_may_touch_none() -> None:
+    """Sandboxes get no dashboard (nor alerts); their identity is not granted any."""
+    assert sandbox().of_type("aws:cloudwatch/dashboard:Dashboard") == []
+    session = ci_principal(dev(), "sandbox")
+    for target in (dashboard_of(dev()), dashboard_arn(dashboard_name(SANDBOX_STACK))):
+        assert decide(session, Request("cloudwatch:PutDashboard", target)) is not Decision.ALLOW
+
+
+def test_dashboard_names_of_the_longest_stacks_fit_cloudwatch_and_their_own_scope_only() -> None:
+    """The longest sandbox config accepts and a long stack name: within CloudWatch's name rules; the sandbox
+    scope's pattern (were sandboxes to get dashboards) matches sandboxes' names and no other stack's."""
+    assert SANDBOX_NAME.fullmatch(SANDBOX_STACK)
+    for stack in (SANDBOX_STACK, LONG_PROD, "aws-dev", "aws-prod"):
+        name = dashboard_name(stack)
+        assert len(name) <= DASHBOARD_NAME_LIMIT, name
+        assert DASHBOARD_NAME.fullmatch(name), name
+    settings = load_stack_settings(lambda key: with_model("sandbox").get(key), stack=SANDBOX_STACK)
+    account = Account(
+        id=pulumi.Output.from_input(ACCOUNT_ID), partition=pulumi.Output.from_input("aws"), region=REGION
+    )
+    pattern = dashboard_arn(dashboard_name(sandbox_scope(settings, account).stack_pattern))
+    assert resource_matches(pattern, dashboard_arn(dashboard_name(SANDBOX_STACK)))
+    for stack in ("aws-dev", "aws-prod", LONG_PROD):
+        assert not resource_matches(pattern, dashboard_arn(dashboard_name(stack))), stack
 
 
 def test_the_environment_tag_is_the_one_every_resource_and_bootstrap_carry() -> None:
