@@ -22,7 +22,7 @@ GB_PER_GIB = 1.073741824
 class RequestProfile:
     """The traffic one million predictions stand for."""
 
-    requests_per_second: float = 20.0  # steady; one API instance serves it (the benchmark: ~1,400/s per worker)
+    requests_per_second: float = 20.0  # steady; one API instance serves it (bench: ~1,400/s a worker)
     request_kib: float = 1.0  # a one-row JSON request
     response_kib: float = 1.0
 
