@@ -51,15 +51,15 @@ def tree_paths(estimator: Any) -> TreePaths | None:
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
     from sklearn.tree import DecisionTreeRegressor, ExtraTreeRegressor
 
-    if type(estimator) in (DecisionTreeRegressor, ExtraTreeRegressor):
-        trees = [estimator.tree_]
-    elif type(estimator) in (RandomForestRegressor, ExtraTreesRegressor):
-        trees = [tree.tree_ for tree in estimator.estimators_]
-    else:
-        return None
     if getattr(estimator, "n_outputs_", None) != 1:
         return None
-    return TreePaths(walk=_averaging_predictor(trees), compiled=_compiled_predictor(estimator))
+    if type(estimator) in (DecisionTreeRegressor, ExtraTreeRegressor):
+        # One tree is one call into Cython (~10 us); treelite imports forests only.
+        return TreePaths(walk=_averaging_predictor([estimator.tree_]), compiled=None)
+    if type(estimator) in (RandomForestRegressor, ExtraTreesRegressor):
+        trees = [tree.tree_ for tree in estimator.estimators_]
+        return TreePaths(walk=_averaging_predictor(trees), compiled=_compiled_predictor(estimator))
+    return None
 
 
 def by_batch_size(paths: TreePaths) -> MatrixPredictor:

@@ -9,6 +9,7 @@ import pytest
 from numpy.typing import NDArray
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.linear_model import LinearRegression
+from sklearn.tree import DecisionTreeRegressor
 
 from mlops_stack.example_model import LoggedModel, train
 from service import served_model
@@ -44,6 +45,16 @@ def test_extra_trees_get_both_paths_too() -> None:
     assert paths.compiled is not None
     rows = probe_rows(trees, 4)
     assert np.array_equal(paths.compiled(rows), trees.predict(rows))
+
+
+def test_a_single_tree_gets_the_walk_alone() -> None:
+    features = np.random.default_rng(2).uniform(size=(200, 3))
+    tree = DecisionTreeRegressor(random_state=0).fit(features, features.sum(axis=1))
+    paths = tree_paths(tree)
+    assert paths is not None
+    assert paths.compiled is None
+    rows = probe_rows(tree, 3)
+    assert np.array_equal(paths.walk(rows), tree.predict(rows))
 
 
 def test_small_batches_take_the_compiled_path_and_larger_ones_the_walk() -> None:
