@@ -299,7 +299,8 @@ def test_the_retrain_account_reads_the_admin_password_secret_and_nothing_else(
         for b in run.of_type(SECRET_IAM)
         if b.inputs["secretId"] == f"{admin_password.name}-id"
     }
-    assert retrain in readers and len(readers) == 2
+    tracking = run.one(ACCOUNT, "-tracking-account").inputs
+    assert readers == {retrain, f"serviceAccount:{tracking['accountId']}@{PROJECT}.iam.gserviceaccount.com"}
 
 
 def token(**claims: str) -> dict[str, str]:
