@@ -1,10 +1,10 @@
 """Pick the CI identity a job logs in with, or fail saying exactly what is missing.
 
 Reads CLOUD, IDENTITIES (the repository variable CI_IDENTITIES: JSON, environment -> that environment's
-`ciIdentity`, and `sandbox` -> the dev stack's `sandboxCiIdentity`), ENVIRONMENT and ROLE (deploy, preview or retrain)
-from the environment, and writes the login action's inputs to $GITHUB_OUTPUT. A deploy job whose identity has
-no deploy field fails here: it never falls back to the preview identity. Standard library only: it runs on
-the runner's own Python before anything is installed.
+`ciIdentity`, and `sandbox` -> the dev stack's `sandboxCiIdentity`), ENVIRONMENT and ROLE (deploy, preview or
+retrain) from the environment, and writes the login action's inputs to $GITHUB_OUTPUT. A job whose identity
+has no field for its role fails here: it never falls back to another identity. Standard library only: it runs
+on the runner's own Python before anything is installed.
 """
 
 import json
