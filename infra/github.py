@@ -12,7 +12,9 @@ The isolation model (README, "Set up your team"): each environment's deploy iden
 GitHub environment (whose protection rules gate it); preview identities of dev and staging trust pull
 requests; prod's preview identity trusts only jobs on the deploy branch (the deploy workflow previews prod
 there before the prod approval), never a pull request, so PR code never runs with prod credentials; the
-sandboxes' deploy identity, made by the dev stack, trusts only jobs in the GitHub environment `sandbox`.
+sandboxes' deploy identity, made by the dev stack, trusts only jobs in the GitHub environment `sandbox`;
+each environment's retrain identity trusts only jobs in the GitHub environment `retrain-<environment>` (the
+retrain workflow, .github/workflows/retrain.yml) and can read the one MLflow admin password and nothing else.
 Sandbox stacks make no CI identity.
 """
 
@@ -21,6 +23,7 @@ from typing import Protocol
 
 ISSUER = "https://token.actions.githubusercontent.com"
 SANDBOX_ENVIRONMENT = "sandbox"  # the GitHub environment sandbox jobs run in
+RETRAIN_ENVIRONMENT_PREFIX = "retrain-"  # + dev/staging/prod: the GitHub environment a retrain job runs in
 
 
 class CiRole(StrEnum):
@@ -29,10 +32,21 @@ class CiRole(StrEnum):
     DEPLOY = "deploy"
     PREVIEW = "preview"
     SANDBOX = "sandbox"
+    # Reads the stack's MLflow admin password (the cloud's secret store), nothing else: the retrain workflow
+    # trains against the stack's MLflow with it and opens a pull request that pins the winner.
+    RETRAIN = "retrain"
 
 
 def environment_subject(repository: str, environment: str) -> str:
     return f"repo:{repository}:environment:{environment}"
+
+
+def retrain_environment(environment: str) -> str:
+    """The GitHub environment the retrain workflow runs in for a stack of `environment` (dev, staging, prod).
+
+    Its own environment, not the deploy one: its protection rules (deployment branches, reviewers) are set
+    for retraining, and a deploy identity never trusts a retrain job nor the other way round."""
+    return f"{RETRAIN_ENVIRONMENT_PREFIX}{environment}"
 
 
 def pull_request_subject(repository: str) -> str:
@@ -73,6 +87,9 @@ def trusted_subjects(settings: TrustSettings) -> dict[CiRole, str]:
     subjects = {
         CiRole.DEPLOY: environment_subject(repository, settings.github_environment),
         CiRole.PREVIEW: preview,
+        # Every non-sandbox stack: each has its own MLflow, and a version is pinned in the stack whose MLflow
+        # trained it (prod's pins come from retraining against prod's MLflow, README "Retraining").
+        CiRole.RETRAIN: environment_subject(repository, retrain_environment(settings.environment)),
     }
     if settings.hosts_sandboxes:
         subjects[CiRole.SANDBOX] = environment_subject(repository, SANDBOX_ENVIRONMENT)

@@ -25,7 +25,9 @@ class PlatformOutputs:
     registry: pulumi.Input[str]  # the container registry host/path images are pushed to
     api_url: pulumi.Input[str]  # https URL of the model API; "" until a model version is pinned
     model_uri: pulumi.Input[str]  # the artifact-store URI the API loads; "" until pinned
-    ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # what a workflow needs to log in ({} sandbox)
+    # What a workflow needs to log in ({} on a sandbox), and the retrain identity's one secret (README
+    # "Retraining on a schedule"): `trackingPasswordSecret`.
+    ci_identity: pulumi.Input[Mapping[str, pulumi.Input[str]]]
     tracking_admin_password: pulumi.Output[str]
     api_key: pulumi.Output[str] | None  # None when the API is protected by the cloud's IAM instead
     # The sandboxes' deploy identity (a dev stack with `sandboxes: true`), what sandbox.yml logs in with.

@@ -28,6 +28,11 @@ API_LIVENESS_PATH = "/healthz"
 API_READINESS_PATH = "/readyz"
 
 
+# The tracking server's secret variable holding the MLflow admin password: the one secret a stack's retrain
+# identity may read (infra/<cloud>/ci_identity.py), found by this name in what each cloud stores.
+ADMIN_PASSWORD_VARIABLE = "MLFLOW_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
+
+
 @dataclass(frozen=True)
 class ContainerEnvironment:
     """Plain variables, and secret variables (name -> secret value) that the cloud stores and references."""
@@ -65,7 +70,7 @@ def tracking_environment(
         plain=plain,
         secrets={
             "MLFLOW_DB_PASSWORD": secrets.database_password,
-            "MLFLOW_ADMIN_PASSWORD": secrets.tracking_admin_password,
+            ADMIN_PASSWORD_VARIABLE: secrets.tracking_admin_password,
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.flask_secret_key,
         },
     )

@@ -52,9 +52,9 @@ def logs_in(job: dict[str, Any]) -> bool:
     return any(step.get("uses") == LOGIN_ACTION for step in steps(job))
 
 
-def test_there_are_the_four_workflows() -> None:
+def test_there_are_the_five_workflows() -> None:
     names = {path.name for path in WORKFLOWS}
-    assert {"ci.yml", "preview.yml", "deploy.yml", "sandbox.yml"} <= names
+    assert {"ci.yml", "preview.yml", "deploy.yml", "sandbox.yml", "retrain.yml"} <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOWS + LOCAL_ACTIONS, ids=lambda p: str(p.relative_to(REPO)))
@@ -296,3 +296,250 @@ def test_preview_cost_step_posts_base_and_pr_estimates_of_each_previewed_stack(t
     delimiter = re.match(r"comment<<(COST_[0-9a-f]{32})\n", output.read_text())
     assert delimiter, output.read_text()
     assert output.read_text() == f"comment<<{delimiter[1]}\n{comment}{delimiter[1]}\n"
+
+
+# --- the retrain workflow ---------------------------------------------------------------------------------
+
+RETRAIN = REPO / ".github/workflows/retrain.yml"
+RETRAIN_ENVIRONMENT = "${{ inputs.environment || 'dev' }}"
+
+
+def retrain_steps() -> dict[str, dict[str, Any]]:
+    return {
+        step.get("id") or step.get("name") or step.get("uses", ""): step
+        for step in steps(jobs(RETRAIN)["retrain"])
+    }
+
+
+def test_retrain_runs_weekly_on_dev_and_on_demand_for_any_stack_in_its_own_github_environment() -> None:
+    """Join with infra.github: the job's GitHub environment is the one each stack's retrain identity trusts
+    (`retrain-<environment>`), for the schedule (dev) and for every stack a dispatch may pick."""
+    from infra.config import Environment
+    from infra.github import retrain_environment
+
+    workflow = load(RETRAIN)
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    choice = workflow["on"]["workflow_dispatch"]["inputs"]["environment"]
+    assert choice["type"] == "choice"
+    assert choice["options"] == [e.value for e in Environment if e is not Environment.SANDBOX]
+    job = jobs(RETRAIN)["retrain"]
+    assert job["environment"] == f"retrain-{RETRAIN_ENVIRONMENT}"
+    for environment in [*choice["options"], "dev"]:  # dispatches, and the schedule's default
+        assert job["environment"].replace(RETRAIN_ENVIRONMENT, environment) == retrain_environment(
+            environment
+        )
+    login = next(step for step in steps(job) if step.get("uses") == LOGIN_ACTION)
+    assert (login["with"]["environment"], login["with"]["role"]) == (RETRAIN_ENVIRONMENT, "retrain")
+    assert workflow["concurrency"] == {
+        "group": f"retrain-${{{{ vars.CLOUD }}}}-{RETRAIN_ENVIRONMENT}",
+        "cancel-in-progress": False,
+    }
+
+
+def test_only_the_retrain_job_writes_to_the_repository_and_no_pull_request_can_start_it() -> None:
+    writers = [
+        f"{path.name}:{name}"
+        for path in WORKFLOWS
+        for name, job in jobs(path).items()
+        if job.get("permissions", {}).get("contents") == "write"
+    ]
+    assert writers == ["retrain.yml:retrain"]
+    assert jobs(RETRAIN)["retrain"]["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+        "id-token": "write",
+    }
+    assert not {"pull_request", "pull_request_target", "push"} & set(load(RETRAIN)["on"])
+
+
+def test_retrain_checks_its_stack_before_logging_in_and_installs_what_training_needs_and_not_pulumi(
+    tmp_path: Path,
+) -> None:
+    """A dispatch for a stack without a file stops before any login (the join test relies on it). The job's
+    own install command, run into a fresh environment: scripts.retrain (MLflow's client, the example model,
+    the gate) imports there and runs its --help, and neither Pulumi nor full MLflow is installed."""
+    names = [step.get("name") or step.get("uses", "") for step in steps(jobs(RETRAIN)["retrain"])]
+    check = names.index("Check the stack file and the environment's variables")
+    assert check < names.index(LOGIN_ACTION)
+    assert "stacks/Pulumi.$STACK.yaml" in retrain_steps()[names[check]]["run"]
+    install = retrain_steps()["Install the example model's training environment"]["run"]
+    assert install.startswith("uv sync --frozen --no-default-groups ")
+    uv = shutil.which("uv") or str(REPO / ".tools/bin/uv")
+    environment = tmp_path / "venv"
+    env = {
+        "PATH": f"{Path(uv).parent}:/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "UV_PROJECT_ENVIRONMENT": str(environment),
+    }
+    synced = subprocess.run(
+        [uv, *install.split()[1:]],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert synced.returncode == 0, synced.stderr
+    python = str(environment / "bin" / "python")
+    helped = subprocess.run(
+        [python, "-m", "scripts.retrain", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert helped.returncode == 0, helped.stderr
+    assert "--pr-body" in helped.stdout
+    for absent in ("pulumi", "moto"):
+        found = subprocess.run(
+            [python, "-c", f"import {absent}"], capture_output=True, timeout=60, check=False
+        )
+        assert found.returncode != 0, f"{absent} is installed in the retrain job's environment"
+    full_mlflow = subprocess.run(
+        [python, "-c", "import mlflow.server"], capture_output=True, timeout=60, check=False
+    )
+    assert full_mlflow.returncode != 0, "the job installs the MLflow server, not just its client"
+
+
+def test_draft_retrain_pull_requests_get_their_preview_and_tests_when_marked_ready() -> None:
+    """GITHUB_TOKEN's pull request starts no workflow; a person marking the draft ready does
+    (https://docs.github.com/actions/reference/workflows-and-actions/events-that-trigger-workflows#pull_request:
+    without `types`, only opened, synchronize and reopened run)."""
+    pr_step = retrain_steps()["Open a draft pull request that pins the new version"]["run"]
+    assert "gh pr create --draft" in pr_step
+    for name in ("preview.yml", "ci.yml"):
+        types = load(REPO / ".github/workflows" / name)["on"]["pull_request"]["types"]
+        assert set(types) == {"opened", "synchronize", "reopened", "ready_for_review"}, name
+
+
+def _stub(directory: Path, name: str, script: str) -> None:
+    path = directory / name
+    path.write_text("#!/bin/bash\n" + script)
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "reader", "expected_args"),
+    [
+        ("gcp", "gcloud", "secrets versions access latest --secret=gcp-dev-mlflow-admin-password "
+                          "--project=acme-ml"),
+        ("aws", "aws", "secretsmanager get-secret-value --secret-id gcp-dev-mlflow-admin-password "
+                       "--query SecretString --output text"),
+        ("azure", "az", "keyvault secret show --id gcp-dev-mlflow-admin-password --query value --output tsv"),
+    ],
+)  # fmt: skip
+def test_the_retrain_step_masks_the_password_before_use_and_passes_the_gates_verdict_on(
+    tmp_path: Path, cloud: str, reader: str, expected_args: str
+) -> None:
+    """The step's own script, run as the runner runs it: each cloud's CLI stubbed to answer the password only
+    for the secret it is asked by, uv stubbed to check what scripts.retrain gets. The password is masked
+    before anything else is printed, reaches the script only through its environment, and is printed nowhere
+    else; the verdict lines land in $GITHUB_OUTPUT."""
+    import secrets as random_secrets
+
+    from infra.platform import TRACKING_ADMIN_USERNAME
+
+    step = retrain_steps()["retrain"]
+    password = random_secrets.token_urlsafe(24)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(
+        bin_dir,
+        reader,
+        f'[ "$*" = "{expected_args}" ] || {{ echo "unexpected: $*" >&2; exit 9; }}\necho {password}\n',
+    )
+    _stub(
+        bin_dir,
+        "uv",
+        f'[ "$MLFLOW_TRACKING_PASSWORD" = "{password}" ] || exit 7\n'
+        f'[ "$MLFLOW_TRACKING_USERNAME" = "{TRACKING_ADMIN_USERNAME}" ] || exit 6\n'
+        '[ "$*" = "run --frozen --no-sync python -m scripts.retrain --stack $STACK --artifacts-destination '
+        '$ARTIFACT_ROOT --pr-body $RUNNER_TEMP/pr-body.md" ] || { echo "uv: $*" >&2; exit 8; }\n'
+        'echo "throughput v7 @challenger: promoted"\necho promoted=true\necho modelVersion=7\n',
+    )
+    output = tmp_path / "output.txt"
+    literal = {k: str(v) for k, v in step["env"].items() if "${{" not in str(v)}
+    assert literal == {"MLFLOW_TRACKING_USERNAME": TRACKING_ADMIN_USERNAME}
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        **literal,
+        "CLOUD": cloud,
+        "STACK": f"{cloud}-dev",
+        "SECRET": "gcp-dev-mlflow-admin-password",
+        "PROJECT": "acme-ml" if cloud == "gcp" else "",
+        "MLFLOW_TRACKING_URI": "https://mlflow.example",
+        "ARTIFACT_ROOT": "gs://bucket/mlflow",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_ENV": str(tmp_path / "env.txt"),
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"::add-mask::{password}"
+    assert password not in "\n".join(lines[1:]) + done.stderr
+    assert output.read_text() == "promoted=true\nmodelVersion=7\n"
+    assert not (tmp_path / "env.txt").exists()  # nothing handed to later steps
+    assert [p.name for p in tmp_path.iterdir() if p.is_file() and password in p.read_text()] == []
+
+
+def test_the_pull_request_step_pushes_a_branch_named_for_the_stack_and_version_and_opens_a_draft(
+    tmp_path: Path,
+) -> None:
+    """The step's script in a real git checkout with a local remote; gh stubbed to record what it is asked."""
+    step = retrain_steps()["Open a draft pull request that pins the new version"]
+    assert step["if"] == "steps.retrain.outputs.promoted == 'true'"
+    remote, work = tmp_path / "remote.git", tmp_path / "work"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(work)], check=True)
+    (work / "stacks").mkdir()
+    stack_file = work / "stacks" / "Pulumi.gcp-dev.yaml"
+    stack_file.write_text("config:\n  mlops-stack:cloud: gcp\n")
+    subprocess.run([*git, "add", "."], cwd=work, check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "init"], cwd=work, check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(remote)], cwd=work, check=True)
+    # What scripts.retrain changed: the pin and the version's requirements.
+    stack_file.write_text(stack_file.read_text() + '  mlops-stack:modelVersion: "7"\n')
+    (work / "stacks/models/throughput/7").mkdir(parents=True)
+    (work / "stacks/models/throughput/7/requirements.txt").write_text("scikit-learn==1.7.0\n")
+    (tmp_path / "pr-body.md").write_text("| metric | challenger | champion |\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(
+        bin_dir,
+        "gh",
+        f'echo "$*" >> {tmp_path}/gh.log\n[ "$1 $2" != "pr create" ] || cp "${{@: -1}}" {tmp_path}/sent.md\n',
+    )
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "STACK": "gcp-dev",
+        "VERSION": "7",
+        "BASE": "main",
+        "GH_TOKEN": "unused-by-the-stub",
+        "RUNNER_TEMP": str(tmp_path),
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    pushed = subprocess.run(
+        ["git", "--git-dir", str(remote), "show", "--name-only", "--format=%s", "retrain/gcp-dev-v7"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert "stacks/Pulumi.gcp-dev.yaml" in pushed
+    assert "stacks/models/throughput/7/requirements.txt" in pushed
+    calls = (tmp_path / "gh.log").read_text().splitlines()
+    assert calls[0] == "auth setup-git"
+    assert calls[1].startswith("pr create --draft --base main --head retrain/gcp-dev-v7 --title ")
+    assert calls[1].endswith(f"--body-file {tmp_path}/pr-description.md")
+    sent = (tmp_path / "sent.md").read_text()
+    assert "Mark it ready for review" in sent
+    assert sent.endswith("| metric | challenger | champion |\n")

@@ -14,6 +14,13 @@ https://docs.github.com/en/actions/reference/security/oidc#example-subject-claim
   secret values, parameters or log events; it never writes.
 - `<stack>-ci-sandbox` (dev with `sandboxes: true`) trusts `repo:R:environment:sandbox`. Sandbox resources
   only (sandbox_identity.py); read/write the sandbox state, encrypt/decrypt with the sandbox key.
+- `<stack>-ci-retrain` (dev, staging, prod) trusts `repo:R:environment:retrain-E` (retrain.yml). One inline
+  statement: `secretsmanager:GetSecretValue` on the ARN of the tracking server's admin-password secret. No
+  managed policy, no state, no key: the secret is encrypted with the account's AWS managed key
+  `aws/secretsmanager` (secrets.py sets no `kms_key_id`), whose key policy lets Secrets Manager decrypt for
+  any principal of the account that may read the secret, so no `kms:Decrypt` grant is needed
+  (https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html#security-encryption-authz;
+  the tasks' execution roles rely on the same in express.py).
 
 Sandbox stacks make none (`ciIdentity` is `{}`). The roles, their policies, the boundaries and the state
 grants are made by an admin's first `pulumi up`; CI cannot change them (fence.role_fence), so a change to them
@@ -26,7 +33,8 @@ half-way leaves the stack locked with pending operations. A job must therefore r
 outlives the job. The action asks for 3600 s unless told otherwise (`role-duration-seconds`, src/index.ts
 DEFAULT_ROLE_DURATION) and STS refuses more than the role's MaxSessionDuration
 (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html). Deploy-type roles
-allow 2 hours (the sandbox sweep runs up to 120 minutes; deploys and sandbox jobs 60), preview roles 1 hour.
+allow 2 hours (the sandbox sweep runs up to 120 minutes; deploys and sandbox jobs 60), preview and retrain
+roles 1 hour.
 """
 
 from dataclasses import dataclass
@@ -48,6 +56,7 @@ from infra.aws.fence import (
 from infra.aws.sandbox_identity import sandbox_deploy_output, sandbox_service_statements
 from infra.aws.state_access import StateGrant, state_grant, state_guard_statements, state_statements
 from infra.config import Environment, StackSettings
+from infra.github import CiRole, trusted_subjects
 from infra.naming import short_name
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
@@ -62,6 +71,8 @@ PREVIEW_MANAGED_POLICY = "ReadOnlyAccess"
 # timeout-minutes x 60 and these.
 DEPLOY_SESSION_SECONDS = 7200
 PREVIEW_SESSION_SECONDS = 3600
+RETRAIN_SESSION_SECONDS = 3600  # retrain.yml reads the password once, at the start of a 30-minute job
+RETRAIN_READS = ("secretsmanager:GetSecretValue",)
 # What a preview never reads, whatever ReadOnlyAccess allows: secret values, parameters and log contents.
 PREVIEW_DENIED_DATA = (
     "secretsmanager:GetSecretValue",
@@ -90,11 +101,13 @@ class CiIdentityArgs:
     settings: StackSettings
     account: Account  # with this stack's boundaries set (fence.fence_workloads)
     scope: FenceScope  # this stack's (fence.stack_scope)
+    tracking_password_secret_arn: pulumi.Input[str]  # the MLflow admin password: all the retrain role reads
 
 
 class CiIdentity(pulumi.ComponentResource):
     deploy_role_arn: pulumi.Output[str]
     preview_role_arn: pulumi.Output[str]
+    retrain_role_arn: pulumi.Output[str]
     sandbox_role_arn: pulumi.Output[str] | None
     provider_arn: pulumi.Output[str]
 
@@ -176,7 +189,25 @@ class CiIdentity(pulumi.ComponentResource):
         if state is not None:
             self._inline(preview, "preview-state", state_statements(state, write=False))
 
+        retrain = self._role(
+            "retrain",
+            trusted_subjects(settings)[CiRole.RETRAIN],
+            f"GitHub Actions retrains against {settings.stack}'s MLflow (reads its admin password only)",
+            RETRAIN_SESSION_SECONDS,
+        )
+        self._inline(
+            retrain,
+            "retrain-tracking-password",
+            [
+                iam.allow(
+                    "ReadTrackingAdminPassword", list(RETRAIN_READS), [args.tracking_password_secret_arn]
+                )
+            ],
+        )
+        self._tracking_password_secret_arn = args.tracking_password_secret_arn
+
         self.sandbox_role_arn = self._sandbox_role() if settings.hosts_sandboxes else None
+        self.retrain_role_arn = retrain.arn
         self.deploy_role_arn = deploy.arn
         self.preview_role_arn = preview.arn
         self.register_outputs({"deployRoleArn": deploy.arn, "previewRoleArn": preview.arn})
@@ -186,6 +217,8 @@ class CiIdentity(pulumi.ComponentResource):
         return {
             "deployRoleArn": self.deploy_role_arn,
             "previewRoleArn": self.preview_role_arn,
+            "retrainRoleArn": self.retrain_role_arn,
+            "trackingPasswordSecret": self._tracking_password_secret_arn,
             "region": self._settings.region,
         }
 

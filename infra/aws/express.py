@@ -110,6 +110,7 @@ class ExpressService(pulumi.ComponentResource):
     revision: pulumi.Output[str]  # the ARN of the service revision the update deployed
     service_name: pulumi.Output[str]  # the ECS service's name (its metrics, task events and load balancing)
     log_group_name: pulumi.Output[str]
+    secret_arns: dict[str, pulumi.Output[str]]  # by variable: whom else to let read one (the retrain role)
 
     def __init__(
         self, name: str, args: ExpressServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -216,6 +217,7 @@ class ExpressService(pulumi.ComponentResource):
         # Through the service, so that whoever reads these (the alarms) waits until it exists.
         self.service_name = pulumi.Output.all(service.id, args.service_name).apply(lambda values: values[1])
         self.log_group_name = logs.name
+        self.secret_arns = {secret.variable: secret.arn for secret in secrets}
         self.register_outputs({"url": self.url})
 
     def _role(

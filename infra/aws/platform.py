@@ -128,7 +128,14 @@ class AwsPlatform(pulumi.ComponentResource):
             None
             if settings.is_sandbox
             else CiIdentity(
-                f"{name}-ci", CiIdentityArgs(settings=settings, account=account, scope=fence), opts=child
+                f"{name}-ci",
+                CiIdentityArgs(
+                    settings=settings,
+                    account=account,
+                    scope=fence,
+                    tracking_password_secret_arn=tracking.admin_password_secret_arn,
+                ),
+                opts=child,
             )
         )
         self.outputs = PlatformOutputs(

@@ -18,6 +18,7 @@ from infra.aws.storage import ArtifactStore
 from infra.config import StackSettings
 from infra.generated_secrets import StackSecrets
 from infra.workloads import (
+    ADMIN_PASSWORD_VARIABLE,
     DATABASE_NAME,
     DATABASE_USER,
     TRACKING_HEALTH_PATH,
@@ -48,6 +49,7 @@ class TrackingServer(pulumi.ComponentResource):
     url: pulumi.Output[str]
     service: ExpressService
     environment: ContainerEnvironment  # what the container gets (tests run the entrypoint with it)
+    admin_password_secret_arn: pulumi.Output[str]  # what the retrain role may read (ci_identity.py)
 
     def __init__(
         self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -102,4 +104,5 @@ class TrackingServer(pulumi.ComponentResource):
         )
         self.url = service.url
         self.service = service  # its names, for the stack's alarms (infra/aws/monitoring.py)
+        self.admin_password_secret_arn = service.secret_arns[ADMIN_PASSWORD_VARIABLE]
         self.register_outputs({"url": self.url})

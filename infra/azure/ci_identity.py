@@ -18,6 +18,10 @@ assignment, so the ABAC condition below does not stop it) or delete them. They a
   who runs the first `pulumi up` of a stack anyway. Reads and writes its environment's Pulumi state
   container, uses its key.
 - preview: Reader on the resource group; reads (never writes) its environment's state container, uses its key.
+- retrain (every stack but sandboxes; .github/workflows/retrain.yml): `Key Vault Secrets User` on the one
+  secret of the stack's vault that holds the MLflow admin password (infra/azure/vault.py), assigned at that
+  secret's scope (https://learn.microsoft.com/azure/key-vault/general/rbac-guide#best-practices-for-individual-
+  keys-secrets-and-certificates-role-assignments). No role on any resource group, no state, no key.
 - sandbox (the dev stack with `sandboxes: true`): the dev stack makes one resource group for all
   sandboxes and this identity, with the deploy identity's two roles on that group only, so sandbox stacks
   (which deploy into that group) can be created and destroyed by CI and nothing else can be touched; the
@@ -34,6 +38,7 @@ import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.resources as resources
 
 from infra.azure.roles import BuiltInRole, grant_role
+from infra.azure.vault import TrackingPasswordVault
 from infra.config import StackSettings, StateLocation
 from infra.github import ISSUER, CiRole, trusted_subjects
 
@@ -78,6 +83,7 @@ class CiIdentityArgs:
     resource_group_id: pulumi.Input[str]  # the stack's group: what its deploy identity manages
     subscription_id: pulumi.Input[str]
     tenant_id: pulumi.Input[str]
+    tracking_password: TrackingPasswordVault | None  # what the retrain identity reads (None on sandboxes)
 
 
 class CiIdentity(pulumi.ComponentResource):
@@ -120,9 +126,22 @@ class CiIdentity(pulumi.ComponentResource):
                 "so workflows cannot preview or deploy it (scripts/bootstrap.py sets it)",
                 resource=self,
             )
+        if args.tracking_password is None:
+            raise ValueError("a stack with CI identities keeps the MLflow admin password in its vault")
+        retrain = self._federated_identity(f"{name}-retrain", subjects[CiRole.RETRAIN], identities.name, args)
+        grant_role(
+            f"{name}-retrain-reads-tracking-password",
+            role=BuiltInRole.KEY_VAULT_SECRETS_USER,
+            scope=args.tracking_password.secret_id,
+            principal_id=retrain.principal_id,
+            subscription_id=args.subscription_id,
+            parent=self,
+        )
         self.outputs = {
             "deployClientId": deploy.client_id,
             "previewClientId": preview.client_id,
+            "retrainClientId": retrain.client_id,
+            "trackingPasswordSecret": args.tracking_password.secret_uri,
             "tenantId": args.tenant_id,
             "subscriptionId": args.subscription_id,
         }

@@ -33,6 +33,7 @@ CONTAINER_APP = "azure-native:app:ContainerApp"
 MANAGED_ENVIRONMENT = "azure-native:app:ManagedEnvironment"
 POSTGRES_SERVER = "azure-native:dbforpostgresql:Server"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
+VAULT = "azure-native:keyvault:Vault"
 
 # Container Apps, Consumption workload profile: the CPU and memory of a replica must be one of these pairs
 # (vCPUs -> GiB, 0.25 to 4 vCPUs in 0.25 steps, 2 GiB per vCPU).
@@ -51,12 +52,18 @@ PROBE_MAX_PERIOD_SECONDS = 240
 RESERVED_ADMIN_LOGINS = frozenset(
     {"azure_superuser", "azure_pg_admin", "admin", "administrator", "root", "guest", "public"}
 )
+# Key Vault keeps a deleted vault (and its name, globally) 7 to 90 days
+# (https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview).
+VAULT_SOFT_DELETE_DAYS = (7, 90)
 # Managed disk sizes Flexible Server offers (GiB).
 POSTGRES_STORAGE_GB = frozenset({32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767})
 
 LOWER_DIGITS_HYPHENS = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")
 ALNUM_HYPHENS = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
 NETWORK_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+# Key Vault names (vaults are the program's and bootstrap's): https://learn.microsoft.com/azure/azure-resource-
+# manager/management/resource-name-rules#microsoftkeyvault
+VAULT_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]*[A-Za-z0-9]")
 DNS_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
 # A Docker image reference as the registry takes it: <login server>/<repository>:<tag>, lowercase repository
 # path components separated by '.', '_', '__' or '-', a tag of at most 128 word characters, '.' and '-'
@@ -194,6 +201,7 @@ TAGGED_TYPES = (
     "azure-native:monitor:ScheduledQueryRule",
     "azure-native:monitor:ActionGroup",
     "azure-native:portal:Dashboard",
+    VAULT,
 )
 
 
@@ -381,6 +389,24 @@ RULES: tuple[Rule, ...] = (
         min_length=3,
     ),
     NameRule(
+        VAULT,
+        "vaultName",
+        24,
+        VAULT_NAME,
+        "letters, digits and '-', starting with a letter, ending with a letter or digit, no '--', globally "
+        "unique",
+        NAMES_DOC + "#microsoftkeyvault",
+        min_length=3,
+    ),
+    NameRule(
+        "azure-native:keyvault:Secret",
+        "secretName",
+        127,
+        ALNUM_HYPHENS,
+        "letters, digits and '-'",
+        "https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates#object-identifiers",
+    ),
+    NameRule(
         "azure-native:authorization:ManagementLockByScope",
         "lockName",
         90,
@@ -442,6 +468,13 @@ RULES: tuple[Rule, ...] = (
         *BACKUP_RETENTION_DAYS,
         "days of automated backups",
         "https://learn.microsoft.com/azure/postgresql/flexible-server/concepts-backup-restore",
+    ),
+    RangeRule(
+        VAULT,
+        "properties.softDeleteRetentionInDays",
+        *VAULT_SOFT_DELETE_DAYS,
+        "days a deleted vault is kept",
+        "https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview",
     ),
     RangeRule(
         WORKSPACE,
@@ -507,7 +540,7 @@ STATE_RULES: tuple[NameRule, ...] = (
         "bootstrap:vault",
         "vaultName",
         24,
-        re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]*[A-Za-z0-9]"),
+        VAULT_NAME,
         "letters, digits and '-', starting with a letter, ending with a letter or digit, no '--'",
         NAMES_DOC + "#microsoftkeyvault",
         min_length=3,

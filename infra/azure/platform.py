@@ -24,6 +24,7 @@ from infra.azure.network import Network, NetworkArgs
 from infra.azure.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.azure.storage import ArtifactStore, ArtifactStoreArgs
 from infra.azure.tracking import TrackingServer, TrackingServerArgs
+from infra.azure.vault import TrackingPasswordVault, TrackingPasswordVaultArgs
 from infra.config import StackSettings
 from infra.generated_secrets import StackSecrets
 from infra.images import build_images
@@ -49,6 +50,7 @@ TAGGED_TYPES = frozenset(
         "azure-native:monitor:ScheduledQueryRule",
         "azure-native:monitor:ActionGroup",
         "azure-native:portal:Dashboard",
+        "azure-native:keyvault:Vault",
     }
 )
 
@@ -169,6 +171,21 @@ class AzurePlatform(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+        # The retrain identity's copy of the MLflow admin password (sandboxes make no CI identity).
+        tracking_password = (
+            None
+            if settings.is_sandbox
+            else TrackingPasswordVault(
+                f"{name}-vault",
+                TrackingPasswordVaultArgs(
+                    settings=settings,
+                    resource_group_name=group.name,
+                    tenant_id=client.tenant_id,
+                    password=secrets.tracking_admin_password,
+                ),
+                opts=child,
+            )
+        )
         ci = CiIdentity(
             f"{name}-ci",
             CiIdentityArgs(
@@ -176,6 +193,7 @@ class AzurePlatform(pulumi.ComponentResource):
                 resource_group_id=group.id,
                 subscription_id=client.subscription_id,
                 tenant_id=client.tenant_id,
+                tracking_password=tracking_password,
             ),
             opts=child,
         )

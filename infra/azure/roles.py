@@ -16,6 +16,7 @@ class BuiltInRole(StrEnum):
     ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
     CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
     KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+    KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"  # reads secret values, nothing else
     READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
     RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"  # Role Based Access Control Administrator
     STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"

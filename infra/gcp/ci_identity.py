@@ -8,6 +8,7 @@ The isolation model (README, "Environments and isolation"), as this stack builds
 | preview of dev / staging | stack `gcp-dev` / `gcp-staging` | `repo:R:pull_request` |
 | preview of prod | stack `gcp-prod` | `repo:R:ref:refs/heads/<githubBranch>` (never a PR) |
 | sandbox deploy | stack `gcp-dev` with `sandboxes: true` | `repo:R:environment:sandbox` |
+| retrain of E | stack `gcp-E` | `repo:R:environment:retrain-E` |
 
 Sandbox stacks make no CI identity (their `ciIdentity` is `{}`); they are deployed by the dev stack's sandbox
 account, whose email they know from their project (`sandbox_deployer_member`).
@@ -33,6 +34,9 @@ What the stack enforces on each grant (the README's isolation table says the sam
   grants the deployer `actAs` on each). Within its project a deploy identity can therefore change any
   service account's grants, including the CI accounts'. Put each environment in its own project
   (`gcp:project`) and sandboxes in theirs (`gcpSandboxProject`): then that reach ends at the project.
+- The retrain account (.github/workflows/retrain.yml) holds one grant: `roles/secretmanager.secretAccessor` on
+  the tracking server's admin-password secret (a binding on that secret, no project role). It reads that
+  password to train against the stack's MLflow, and can reach nothing else of the project or of the state.
 - The pool and the CI accounts' project grants are made by the admin's first `pulumi up`: CI gets only
   `workloadIdentityPoolViewer`, never pool admin (which could add an OIDC provider of its own to a pool).
 - State (`stateBackend`/`stateSecretsProvider`, made per environment by scripts/bootstrap.py): deploy reads
@@ -41,6 +45,7 @@ What the stack enforces on each grant (the README's isolation table says the sam
   and key. The grants are on the bucket and the key themselves, wherever they live.
 """
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -50,12 +55,14 @@ import pulumi_gcp.iam as iam
 import pulumi_gcp.kms as kms
 import pulumi_gcp.organizations as organizations
 import pulumi_gcp.projects as projects
+import pulumi_gcp.secretmanager as secretmanager
 import pulumi_gcp.serviceaccount as serviceaccount
 import pulumi_gcp.storage as storage
 import pulumi_random as random
 
 from infra.config import GITHUB_IDS_HOWTO, Environment, StackSettings, StateLocation
 from infra.gcp.apis import Api, RequiredApis
+from infra.gcp.secrets import SECRET_ACCESSOR
 from infra.github import ISSUER, CiRole
 from infra.github import trusted_subjects as github_subjects
 from infra.naming import short_name
@@ -203,6 +210,14 @@ class CiAccess:
     deploy_member: pulumi.Output[str]  # "serviceAccount:<email>" that runs `pulumi up` on this stack
     outputs: pulumi.Input[Mapping[str, pulumi.Input[str]]]  # the stack's `ciIdentity` ({} on sandboxes)
     sandbox_outputs: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None  # dev with sandboxes only
+    identity: "CiIdentity | None" = None  # None on sandboxes
+
+    def with_retrain_reading(self, secret: secretmanager.Secret) -> "CiAccess":
+        """Let the retrain identity read `secret` (the MLflow admin password, made after the CI identities:
+        the tracking server needs the deploy account first) and name it in the `ciIdentity` output."""
+        if self.identity is None:
+            return self
+        return dataclasses.replace(self, outputs=self.identity.let_retrain_read(secret))
 
 
 def sandbox_deployer_email(project: str) -> str:
@@ -219,13 +234,14 @@ def ci_access(name: str, settings: StackSettings, apis: RequiredApis, parent: pu
     ci = CiIdentity(
         name, CiIdentityArgs(settings=settings, apis=apis), opts=pulumi.ResourceOptions(parent=parent)
     )
-    return CiAccess(ci.deploy_member, ci.outputs, ci.sandbox_outputs)
+    return CiAccess(ci.deploy_member, ci.outputs, ci.sandbox_outputs, ci)
 
 
 class CiIdentity(pulumi.ComponentResource):
     provider: iam.WorkloadIdentityPoolProvider
     deploy_account: serviceaccount.Account
     preview_account: serviceaccount.Account
+    retrain_account: serviceaccount.Account
     sandbox_account: serviceaccount.Account | None
     deploy_member: pulumi.Output[str]  # "serviceAccount:<deploy email>"
     outputs: pulumi.Output[dict[str, str]]  # the stack's `ciIdentity`: what google-github-actions/auth takes
@@ -247,6 +263,10 @@ class CiIdentity(pulumi.ComponentResource):
         self.deploy_account = self._account("deploy", project, "Deploys", principal(subjects[CiRole.DEPLOY]))
         self.preview_account = self._account(
             "preview", project, "Previews (read-only)", principal(subjects[CiRole.PREVIEW])
+        )
+        # No project role and no state: its one grant is on the admin-password secret (let_retrain_read).
+        self.retrain_account = self._account(
+            "retrain", project, "Reads the MLflow password to retrain", principal(subjects[CiRole.RETRAIN])
         )
         self.deploy_member = _member(self.deploy_account)
         self._project_roles("deploy", project, self.deploy_member, DEPLOY_ROLES, scope, args.apis)
@@ -271,12 +291,16 @@ class CiIdentity(pulumi.ComponentResource):
                 self,
             )
         self.outputs = pulumi.Output.all(
-            self.provider.name, self.deploy_account.email, self.preview_account.email
+            self.provider.name,
+            self.deploy_account.email,
+            self.preview_account.email,
+            self.retrain_account.email,
         ).apply(
             lambda values: {
                 "workloadIdentityProvider": values[0],
                 "deployServiceAccount": values[1],
                 "previewServiceAccount": values[2],
+                "retrainServiceAccount": values[3],
                 "project": project,
             }
         )
@@ -284,6 +308,21 @@ class CiIdentity(pulumi.ComponentResource):
         if settings.hosts_sandboxes:
             self._sandbox_identity(principal(subjects[CiRole.SANDBOX]))
         self.register_outputs({"ciIdentity": self.outputs, "sandboxCiIdentity": self.sandbox_outputs})
+
+    def let_retrain_read(self, secret: secretmanager.Secret) -> pulumi.Output[dict[str, str]]:
+        """The retrain account's one grant: read this secret's versions. Returns `ciIdentity` with the
+        secret's id, which the retrain workflow reads it by (`gcloud secrets versions access`)."""
+        secretmanager.SecretIamMember(
+            f"{self._name}-retrain-reads-tracking-password",
+            secret_id=secret.id,
+            project=self._settings.gcp_project,
+            role=SECRET_ACCESSOR,
+            member=_member(self.retrain_account),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return pulumi.Output.all(self.outputs, secret.secret_id).apply(
+            lambda values: {**values[0], "trackingPasswordSecret": values[1]}
+        )
 
     def _pool(
         self, name: str, settings: StackSettings

@@ -83,6 +83,7 @@ class GcpPlatform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        ci = ci.with_retrain_reading(tracking.admin_password_secret)
         api_url: pulumi.Input[str] = ""
         api_rollout: pulumi.Input[object] | None = None
         if settings.model is not None and images.api is not None:

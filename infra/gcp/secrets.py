@@ -26,6 +26,7 @@ class ContainerSecrets(pulumi.ComponentResource):
     """One secret per variable, its current value as a version, and an accessor binding for the reader."""
 
     env: list[cloudrunv2.ServiceTemplateContainerEnvArgs]  # references to the versions, no values
+    secrets: dict[str, secretmanager.Secret]  # by variable: whom else to let read one (the retrain identity)
     access: list[pulumi.Resource]  # the bindings: a service must wait for them, Cloud Run checks on deploy
 
     def __init__(
@@ -36,6 +37,7 @@ class ContainerSecrets(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.env = []
         self.access = []
+        self.secrets = {}
         for variable, value in args.values.items():
             purpose = variable.lower().replace("_", "-")
             secret = secretmanager.Secret(
@@ -47,6 +49,7 @@ class ContainerSecrets(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
             )
+            self.secrets[variable] = secret
             data: pulumi.Output[str] = pulumi.Output.secret(value)
             version = secretmanager.SecretVersion(
                 f"{name}-{purpose}-version",

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp.projects as projects
+import pulumi_gcp.secretmanager as secretmanager
 import pulumi_gcp.serviceaccount as serviceaccount
 
 from infra.config import StackSettings
@@ -14,7 +15,7 @@ from infra.gcp.secrets import ContainerSecrets, ContainerSecretsArgs
 from infra.gcp.service_accounts import runtime_identity
 from infra.gcp.storage import ArtifactStore
 from infra.generated_secrets import StackSecrets
-from infra.workloads import TRACKING_PORT, tracking_environment
+from infra.workloads import ADMIN_PASSWORD_VARIABLE, TRACKING_PORT, tracking_environment
 
 CLOUD_SQL_SOCKETS = "/cloudsql"  # where Cloud Run mounts the Cloud SQL connection's unix sockets
 BUCKET_WRITER = "roles/storage.objectAdmin"
@@ -48,6 +49,7 @@ class TrackingServer(pulumi.ComponentResource):
     instance and sign as itself, and nothing else."""
 
     url: pulumi.Output[str]
+    admin_password_secret: secretmanager.Secret  # what the retrain identity may read (ci_identity.py)
 
     def __init__(
         self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -157,4 +159,5 @@ class TrackingServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = service.url
+        self.admin_password_secret = secrets.secrets[ADMIN_PASSWORD_VARIABLE]
         self.register_outputs({"url": self.url})

@@ -69,11 +69,18 @@ class Login:
         return f"repo:{repository}:ref:refs/heads/{self.branch}"
 
 
+def _input(match: re.Match[str], inputs: dict[str, str]) -> str:
+    """`inputs.X`, or `inputs.X || 'default'` (a schedule has no inputs: the default applies)."""
+    value = inputs.get(match[1]) or match[2]
+    assert value is not None, f"no value for inputs.{match[1]}"
+    return value
+
+
 def _resolve(value: Any, inputs: dict[str, str], matrix_value: str | None) -> str | None:
     if value is None:
         return None
     text = str(value)
-    text = re.sub(r"\$\{\{\s*inputs\.(\w+)\s*\}\}", lambda m: inputs[m[1]], text)
+    text = re.sub(r"\$\{\{\s*inputs\.(\w+)(?:\s*\|\|\s*'([^']*)')?\s*\}\}", lambda m: _input(m, inputs), text)
     if matrix_value is not None:
         text = re.sub(r"\$\{\{\s*matrix\.environment\s*\}\}", matrix_value, text)
     assert "${{" not in text, f"cannot resolve {value!r}"
@@ -99,6 +106,21 @@ def _matrix_values(path: Path, job_name: str, jobs: dict[str, Any]) -> list[str 
     return values
 
 
+def _dispatch_inputs(workflow: dict[str, Any], event: str) -> list[dict[str, str]]:
+    """Each set of inputs a run of `event` can have: every option of a dispatch's choice inputs (each picks
+    another stack), none for other events."""
+    trigger = workflow["on"].get(event) if event == "workflow_dispatch" else None
+    choices = {
+        name: [str(option) for option in spec["options"]]
+        for name, spec in ((trigger or {}).get("inputs") or {}).items()
+        if spec.get("type") == "choice"
+    }
+    runs: list[dict[str, str]] = [{}]
+    for name, options in choices.items():
+        runs = [{**run, name: option} for run in runs for option in options]
+    return runs
+
+
 def logins() -> Iterator[Login]:
     for path in sorted(WORKFLOWS.glob("*.yml")):
         if path.name.startswith("_"):
@@ -121,17 +143,22 @@ def logins() -> Iterator[Login]:
                             trigger = workflow["on"].get(event)
                             branches = trigger.get("branches") if isinstance(trigger, dict) else None
                             branch = (branches or [DEFAULT_BRANCH])[0]
-                            yield Login(
-                                where=f"{path.name}:{inner_name}",
-                                event=event,
-                                branch=branch,
-                                job_environment=_resolve(inner_job.get("environment"), inputs, matrix_value),
-                                identity=str(_resolve(step["with"]["environment"], inputs, matrix_value)),
-                                role=str(step["with"]["role"]),
-                                guarded_by=guard,
-                                session_seconds=int(step["with"]["session-seconds"]),
-                                job_timeout_minutes=int(inner_job["timeout-minutes"]),
-                            )
+                            for run_inputs in _dispatch_inputs(workflow, event) if not inputs else [inputs]:
+                                yield Login(
+                                    where=f"{path.name}:{inner_name}",
+                                    event=event,
+                                    branch=branch,
+                                    job_environment=_resolve(
+                                        inner_job.get("environment"), run_inputs, matrix_value
+                                    ),
+                                    identity=str(
+                                        _resolve(step["with"]["environment"], run_inputs, matrix_value)
+                                    ),
+                                    role=str(step["with"]["role"]),
+                                    guarded_by=guard,
+                                    session_seconds=int(step["with"]["session-seconds"]),
+                                    job_timeout_minutes=int(inner_job["timeout-minutes"]),
+                                )
 
 
 # --- what each cloud's program trusts -----------------------------------------------------------------
@@ -261,6 +288,11 @@ def test_the_workflows_log_in_where_the_model_says() -> None:
         ("sandbox.yml:destroy", "pull_request", "sandbox", "sandbox", "deploy"),
         ("sandbox.yml:sweep", "schedule", "sandbox", "sandbox", "deploy"),
         ("sandbox.yml:sweep", "workflow_dispatch", "sandbox", "sandbox", "deploy"),
+        # The schedule retrains dev; a dispatch any stack, each in its own retrain-<environment>.
+        ("retrain.yml:retrain", "schedule", "retrain-dev", "dev", "retrain"),
+        ("retrain.yml:retrain", "workflow_dispatch", "retrain-dev", "dev", "retrain"),
+        ("retrain.yml:retrain", "workflow_dispatch", "retrain-staging", "staging", "retrain"),
+        ("retrain.yml:retrain", "workflow_dispatch", "retrain-prod", "prod", "retrain"),
     }
 
 
@@ -272,9 +304,12 @@ def test_each_login_is_trusted_by_the_identity_it_picks_and_refused_by_every_oth
     trusted = trusted_identities(cloud)
     environment = login.identity
     if not stack_exists(cloud, environment):
-        # Skipped by design: the job (or its caller) runs only when the stack file exists.
-        assert "needs.plan.outputs.staging == 'true'" in login.guarded_by or login.where.startswith(
-            "preview.yml"
+        # Skipped by design: the job (or its caller) runs only when the stack file exists, or (a retrain
+        # dispatched for a stack without a file) fails at its first step, saying so, before any login.
+        assert (
+            "needs.plan.outputs.staging == 'true'" in login.guarded_by
+            or login.where.startswith("preview.yml")
+            or (login.where == "retrain.yml:retrain" and login.event == "workflow_dispatch")
         ), f"{login.where} logs in to {cloud}-{environment}, whose stack file does not exist, without a guard"
         return
     subject = login.subject(EXAMPLE_REPOSITORY)
@@ -304,7 +339,7 @@ def test_each_aws_session_outlasts_its_job_and_fits_the_roles_maximum(login: Log
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_prod_identities_refuse_pull_requests_and_other_environments(cloud: str) -> None:
     trusted = trusted_identities(cloud)
-    for role in ("deploy", "preview"):
+    for role in ("deploy", "preview", "retrain"):
         assert trusted[("prod", role)] not in (
             f"repo:{EXAMPLE_REPOSITORY}:pull_request",
             f"repo:{EXAMPLE_REPOSITORY}:environment:dev",
@@ -332,6 +367,8 @@ IDENTITIES = {
         "workloadIdentityProvider": "projects/1/locations/global/workloadIdentityPools/p/providers/github",
         "deployServiceAccount": "gcp-dev-ci-deploy@p.iam.gserviceaccount.com",
         "previewServiceAccount": "gcp-dev-ci-preview@p.iam.gserviceaccount.com",
+        "retrainServiceAccount": "gcp-dev-ci-retrain@p.iam.gserviceaccount.com",
+        "trackingPasswordSecret": "gcp-dev-mlflow-admin-password",
         "project": "p",
     },
     "prod": {
@@ -375,3 +412,33 @@ def test_a_deploy_job_without_a_deploy_identity_fails_instead_of_using_the_previ
     code, printed, _ = pick(tmp_path, "staging", "preview")
     assert code == 1
     assert "has no entry for environment 'staging'" in printed
+
+
+def test_a_retrain_job_logs_in_as_the_retrain_identity_and_never_as_another(tmp_path: Path) -> None:
+    code, _, written = pick(tmp_path, "dev", "retrain")
+    assert code == 0
+    assert "principal=gcp-dev-ci-retrain@p.iam.gserviceaccount.com" in written.splitlines()
+    code, printed, written = pick(tmp_path, "prod", "retrain")  # prod's entry has no retrain identity
+    assert code == 1
+    assert written == ""
+    assert "::error::vars.CI_IDENTITIES['prod'] has no retrainServiceAccount" in printed
+    code, printed, _ = pick(tmp_path, "dev", "admin")
+    assert code == 1
+    assert "role must be one of deploy, preview, retrain" in printed
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_the_login_action_picks_the_retrain_field_each_cloud_outputs(cloud: str) -> None:
+    """Join: the field pick_identity reads for a retrain job is one the cloud's `ciIdentity` output has, and
+    so is the secret reference the retrain workflow reads the password with."""
+    sys.path.insert(0, str(PICK_IDENTITY.parent))
+    try:
+        from pick_identity import PRINCIPAL
+    finally:
+        sys.path.pop(0)
+    workflow = (WORKFLOWS / "retrain.yml").read_text()
+    for environment, run in stack_runs(cloud).items():
+        identity = run.outputs["ciIdentity"]
+        assert identity.get(PRINCIPAL[cloud]["retrain"]), (cloud, environment)
+        assert identity.get("trackingPasswordSecret"), (cloud, environment)
+    assert ".trackingPasswordSecret }}" in workflow

@@ -398,6 +398,8 @@ def storage_account(resource: Registered) -> list[Usage]:
     return per_month("blob_hot_gb_month", ARTIFACT_GB, f"artifacts ({resource.inputs['sku']['name']})")
 
 
+RETRAIN_SECRET_READS_PER_MONTH = 5  # one read a retrain run, weekly (.github/workflows/retrain.yml)
+
 AZURE_METERS: Mapping[str, MeterReader] = {
     "azure-native:monitor:MetricAlert": lambda r: per_month(
         "metric_alert_time_series_month", 1, "one resource, one metric, one dimension value"
@@ -414,6 +416,11 @@ AZURE_METERS: Mapping[str, MeterReader] = {
     "azure-native:operationalinsights:Workspace": lambda r: per_month("log_analytics_gb", 0, "billed by use"),
     "azure-native:storage:StorageAccount": storage_account,
     "azure-native:privatedns:PrivateZone": lambda r: per_month("private_dns_zone_month", 1, "one zone"),
+    # The retrain workflow reads the admin password once a run (weekly on dev), the deploy writes it on
+    # rotation: a handful of operations a month, priced per 10,000.
+    "azure-native:keyvault:Vault": lambda r: per_month(
+        "key_vault_secret_operations", RETRAIN_SECRET_READS_PER_MONTH / 10_000, "the retrain workflow's reads"
+    ),
 }
 
 METERS: Mapping[str, Mapping[str, MeterReader]] = {

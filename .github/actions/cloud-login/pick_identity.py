@@ -1,10 +1,10 @@
 """Pick the CI identity a job logs in with, or fail saying exactly what is missing.
 
 Reads CLOUD, IDENTITIES (the repository variable CI_IDENTITIES: JSON, environment -> that environment's
-`ciIdentity`, and `sandbox` -> the dev stack's `sandboxCiIdentity`), ENVIRONMENT and ROLE (deploy or preview)
-from the environment, and writes the login action's inputs to $GITHUB_OUTPUT. A deploy job whose identity has
-no deploy field fails here: it never falls back to the preview identity. Standard library only: it runs on
-the runner's own Python before anything is installed.
+`ciIdentity`, and `sandbox` -> the dev stack's `sandboxCiIdentity`), ENVIRONMENT and ROLE (deploy, preview or
+retrain) from the environment, and writes the login action's inputs to $GITHUB_OUTPUT. A job whose identity
+has no field for its role fails here: it never falls back to another identity. Standard library only: it runs
+on the runner's own Python before anything is installed.
 """
 
 import json
@@ -13,9 +13,13 @@ import sys
 
 # Per cloud: the field naming the principal for each role, and the fields every login needs.
 PRINCIPAL = {
-    "gcp": {"deploy": "deployServiceAccount", "preview": "previewServiceAccount"},
-    "aws": {"deploy": "deployRoleArn", "preview": "previewRoleArn"},
-    "azure": {"deploy": "deployClientId", "preview": "previewClientId"},
+    "gcp": {
+        "deploy": "deployServiceAccount",
+        "preview": "previewServiceAccount",
+        "retrain": "retrainServiceAccount",
+    },
+    "aws": {"deploy": "deployRoleArn", "preview": "previewRoleArn", "retrain": "retrainRoleArn"},
+    "azure": {"deploy": "deployClientId", "preview": "previewClientId", "retrain": "retrainClientId"},
 }
 COMMON = {"gcp": ("workloadIdentityProvider",), "aws": ("region",), "azure": ("tenantId", "subscriptionId")}
 
@@ -24,8 +28,8 @@ def pick(cloud: str, identities_json: str, environment: str, role: str) -> dict[
     """The login inputs: `principal` plus the cloud's common fields. Raises ValueError with the fix."""
     if cloud not in PRINCIPAL:
         raise ValueError(f"vars.CLOUD must be gcp, aws or azure, not {cloud!r}")
-    if role not in ("deploy", "preview"):
-        raise ValueError(f"role must be deploy or preview, not {role!r}")
+    if role not in PRINCIPAL[cloud]:
+        raise ValueError(f"role must be one of {', '.join(PRINCIPAL[cloud])}, not {role!r}")
     try:
         identities = json.loads(identities_json or "null")
     except json.JSONDecodeError as error:

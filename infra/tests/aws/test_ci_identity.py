@@ -18,6 +18,7 @@ from infra.aws.account import Account
 from infra.aws.ci_identity import (
     DEPLOY_SESSION_SECONDS,
     PREVIEW_SESSION_SECONDS,
+    RETRAIN_SESSION_SECONDS,
 )
 from infra.aws.fence import (
     DASHBOARD_ACTIONS,
@@ -115,6 +116,8 @@ ALL_SUBJECTS = [
     f"repo:{REPOSITORY}:environment:staging",
     f"repo:{REPOSITORY}:environment:prod",
     f"repo:{REPOSITORY}:environment:sandbox",
+    f"repo:{REPOSITORY}:environment:retrain-dev",
+    f"repo:{REPOSITORY}:environment:retrain-prod",
     f"repo:{REPOSITORY}:pull_request",
     f"repo:{REPOSITORY}:ref:refs/heads/main",
     f"repo:{REPOSITORY}:ref:refs/heads/feature",
@@ -130,6 +133,8 @@ ALL_SUBJECTS = [
         (dev, "sandbox", "environment:sandbox"),
         (prod, "deploy", "environment:prod"),
         (prod, "preview", "ref:refs/heads/main"),
+        (dev, "retrain", "environment:retrain-dev"),
+        (prod, "retrain", "environment:retrain-prod"),
     ],
 )
 def test_each_identity_trusts_exactly_its_subject(run: Any, kind: str, subject: str) -> None:
@@ -185,6 +190,8 @@ def test_ci_identity_outputs() -> None:
     assert dev().outputs["ciIdentity"] == {
         "deployRoleArn": f"{path}/aws-dev-deploy-0001",
         "previewRoleArn": f"{path}/aws-dev-preview-0001",
+        "retrainRoleArn": f"{path}/aws-dev-retrain-0001",
+        "trackingPasswordSecret": admin_password_secret_arn(dev()),
         "region": REGION,
     }
     assert dev().outputs["sandboxCiIdentity"] == {
@@ -197,7 +204,63 @@ def test_ci_identity_outputs() -> None:
     assert [r.name for r in without.of_type(ROLE) if "/ci/" in r.inputs["path"]] == [
         "aws-dev-ci-deploy",
         "aws-dev-ci-preview",
+        "aws-dev-ci-retrain",
     ]
+
+
+def admin_password_secret_arn(run: ProgramRun) -> str:
+    """The ARN of the secret the tracking server's task reads MLFLOW_ADMIN_PASSWORD from (its container's
+    secret reference), not the name the output claims."""
+    (service,) = [
+        s
+        for s in run.of_type("aws:ecs/expressGatewayService:ExpressGatewayService")
+        if "-tracking-" in s.name
+    ]
+    (reference,) = [
+        s for s in service.inputs["primaryContainer"]["secrets"] if s["name"] == "MLFLOW_ADMIN_PASSWORD"
+    ]
+    return str(reference["valueFrom"])
+
+
+@pytest.mark.parametrize("run", [dev, prod])
+def test_the_retrain_role_reads_the_admin_password_and_nothing_else(run: Any) -> None:
+    """One inline policy, one statement: GetSecretValue on the secret MLflow's admin password is in. No
+    managed policy, no boundary to lean on, no state, no key."""
+    program = run()
+    role = program.one(ROLE, "-ci-retrain")
+    secret = admin_password_secret_arn(program)
+    assert [a for a in program.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if a.inputs["role"] == f"{role.inputs['namePrefix']}0001"] == []  # fmt: skip
+    (policy,) = [
+        p for p in program.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == f"{role.name}-id"
+    ]
+    assert json.loads(policy.inputs["policy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadTrackingAdminPassword",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [secret],
+            }
+        ],
+    }
+    session = ci_principal(program, "retrain")
+    assert decide(session, Request("secretsmanager:GetSecretValue", secret)) is Decision.ALLOW
+    stack = program.outputs["registry"].rsplit("/", 1)[1]
+    env = stack.removeprefix("aws-")
+    other_secret = (
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:mlops-stack/{stack}/mlflow-db-password-x"
+    )
+    for request in (
+        Request("secretsmanager:GetSecretValue", other_secret),
+        Request("secretsmanager:PutSecretValue", secret),
+        Request("s3:GetObject", state_object(env, stack)),
+        Request("kms:Decrypt", key_arn(f"alias/mlops-stack-{env}"), key_context(env)),
+        Request("s3:GetObject", f"arn:aws:s3:::{program.outputs['artifactRoot'].removeprefix('s3://')}/1/x"),
+        Request("sts:AssumeRole", CI_ROLE),
+    ):
+        assert decide(session, request, [bucket_policy(env)]) is not Decision.ALLOW, request
 
 
 def test_sandbox_stacks_make_no_ci_identity_nor_boundary_and_use_the_dev_stacks_sandbox_boundaries() -> None:
@@ -220,12 +283,13 @@ def test_sessions_outlast_the_jobs_that_use_them() -> None:
     run = dev()
     sessions = {
         kind: run.one(ROLE, f"-ci-{kind}").inputs["maxSessionDuration"]
-        for kind in ("deploy", "preview", "sandbox")
+        for kind in ("deploy", "preview", "sandbox", "retrain")
     }
     assert sessions == {
         "deploy": DEPLOY_SESSION_SECONDS,
         "preview": PREVIEW_SESSION_SECONDS,
         "sandbox": DEPLOY_SESSION_SECONDS,
+        "retrain": RETRAIN_SESSION_SECONDS,
     }
     assert all(3600 <= seconds <= 43200 for seconds in sessions.values())
 
@@ -237,7 +301,7 @@ def test_without_state_keys_ci_gets_no_state_access_and_the_program_says_so(
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warnings.append(message))
     run = run_program(config_for("dev"), "aws-dev", outputs_for=outputs_with_iam, calls=calls_with_aliases)
     names = {p.inputs["name"] for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if "name" in p.inputs}
-    assert names == {"deploy-fence", "preview-limits"}
+    assert names == {"deploy-fence", "preview-limits", "retrain-tracking-password"}
     assert any("stateBackend" in w and "CI cannot preview or deploy" in w for w in warnings)
 
 

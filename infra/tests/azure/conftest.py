@@ -80,6 +80,12 @@ def outputs_for(args: MockResourceArgs) -> dict[str, Any]:
         # Physical names and passwords as pulumi-random makes them from what we send (the contract test
         # feeds them to the real entrypoint; the limits test checks them against Azure's rules).
         outputs["result"] = random_string(inputs)
+    if args.typ == "azure-native:keyvault:Secret":
+        vault_uri = f"https://{inputs['vaultName']}.vault.azure.net"
+        outputs["properties"] = {
+            "secretUri": f"{vault_uri}/secrets/{inputs['secretName']}",
+            "secretUriWithVersion": f"{vault_uri}/secrets/{inputs['secretName']}/0123456789abcdef",
+        }
     if args.typ == "docker-build:index:Image":
         outputs["ref"] = f"{inputs['tags'][0]}@sha256:{secrets.token_hex(32)}"
     return outputs
@@ -102,6 +108,8 @@ EXPLICIT_NAMES = {
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "azure-native:authorization:ManagementLockByScope": "lockName",
     "azure-native:monitor:DiagnosticSetting": "name",
+    "azure-native:keyvault:Vault": "vaultName",
+    "azure-native:keyvault:Secret": "secretName",
 }
 
 UPPER, LOWER, DIGITS = string.ascii_uppercase, string.ascii_lowercase, string.digits

@@ -56,6 +56,12 @@ def test_every_role_assignment_is_exactly_the_one_needed(azure_run: AzureRun) ->
             (principal_of(f"{s}-ci-deploy"), BuiltInRole.CONTRIBUTOR, group),
             (principal_of(f"{s}-ci-deploy"), BuiltInRole.RBAC_ADMINISTRATOR, group),
             (principal_of(f"{s}-ci-preview"), BuiltInRole.READER, group),
+            # The one secret, not the vault: the vault's other secrets (none today) stay out of reach.
+            (
+                principal_of(f"{s}-ci-retrain"),
+                BuiltInRole.KEY_VAULT_SECRETS_USER,
+                resource_id(f"{s}-vault-admin-password"),
+            ),
         }
     assignments = azure_run.run.of_type("azure-native:authorization:RoleAssignment")
     assert role_assignments(azure_run.run) == expected
@@ -91,10 +97,14 @@ def test_federated_credentials_trust_only_this_repository(environment: str, prev
     credentials = {
         c.name: c.inputs for c in run.of_type("azure-native:managedidentity:FederatedIdentityCredential")
     }
-    assert set(credentials) == {f"{s}-ci-deploy-github", f"{s}-ci-preview-github"}
+    assert set(credentials) == {f"{s}-ci-deploy-github", f"{s}-ci-preview-github", f"{s}-ci-retrain-github"}
     assert credentials[f"{s}-ci-deploy-github"]["subject"] == f"repo:{REPOSITORY}:environment:{environment}"
     assert credentials[f"{s}-ci-preview-github"]["subject"] == f"repo:{REPOSITORY}:{preview}"
-    for role in ("deploy", "preview"):
+    assert (
+        credentials[f"{s}-ci-retrain-github"]["subject"]
+        == f"repo:{REPOSITORY}:environment:retrain-{environment}"
+    )
+    for role in ("deploy", "preview", "retrain"):
         credential = credentials[f"{s}-ci-{role}-github"]
         assert credential["issuer"] == "https://token.actions.githubusercontent.com"
         assert credential["audiences"] == ["api://AzureADTokenExchange"]
@@ -111,9 +121,61 @@ def test_ci_identity_output_has_what_azure_login_needs(azure_run: AzureRun) -> N
     assert azure_run.run.outputs["ciIdentity"] == {
         "deployClientId": client_of(f"{s}-ci-deploy"),
         "previewClientId": client_of(f"{s}-ci-preview"),
+        "retrainClientId": client_of(f"{s}-ci-retrain"),
+        "trackingPasswordSecret": secret_uri(azure_run.run),
         "tenantId": TENANT_ID,
         "subscriptionId": SUBSCRIPTION_ID,
     }
+
+
+def secret_uri(run: ProgramRun) -> str:
+    secret = run.one("azure-native:keyvault:Secret").inputs
+    return f"https://{secret['vaultName']}.vault.azure.net/secrets/{secret['secretName']}"
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_retrain_identitys_vault_holds_the_admin_password_and_admits_only_rbac(environment: str) -> None:
+    """RBAC mode (no access policy can widen the one assignment), soft delete, purge protection where the
+    stack protects data, and the value the tracking server gets, not another one."""
+    result = standard_run(environment, model=True)
+    run = result.run
+    vault = run.one("azure-native:keyvault:Vault").inputs
+    properties = vault["properties"]
+    assert properties["enableRbacAuthorization"] is True
+    assert properties["enableSoftDelete"] is True
+    assert "accessPolicies" not in properties
+    assert properties["tenantId"] == TENANT_ID
+    assert properties["sku"] == {"family": "A", "name": "standard"}
+    assert not any(properties[f] for f in ("enabledForDeployment", "enabledForDiskEncryption",
+                                           "enabledForTemplateDeployment"))  # fmt: skip
+    if environment == "prod":
+        assert (properties["enablePurgeProtection"], properties["softDeleteRetentionInDays"]) == (True, 90)
+    else:
+        assert "enablePurgeProtection" not in properties  # the API takes only true, irreversibly
+        assert properties["softDeleteRetentionInDays"] == 7
+    secret = run.one("azure-native:keyvault:Secret")
+    # The value is sent as a secret (the object holding it travels wrapped as one).
+    assert secret.inputs["properties"][rpc._special_sig_key] == rpc._special_secret_sig
+    properties = secret.inputs["properties"]["value"]
+    assert properties["contentType"] == "text/plain"
+    assert secret.inputs["vaultName"] == vault["vaultName"]
+    assert secret.inputs["resourceGroupName"] == f"mlops-stack-{STACKS[environment]}"
+    (tracking,) = [
+        a
+        for a in run.of_type("azure-native:app:ContainerApp")
+        if a.inputs["containerAppName"].endswith("mlflow")
+    ]
+    (app_secret,) = [
+        s for s in tracking.inputs["configuration"]["secrets"] if s["name"] == "mlflow-admin-password"
+    ]
+    assert properties["value"] == app_secret["value"]
+    assert len(app_secret["value"]) == 32
+
+
+def test_sandboxes_make_no_vault() -> None:
+    run = standard_run("sandbox", model=True).run
+    assert run.of_type("azure-native:keyvault:Vault") == []
+    assert run.of_type("azure-native:keyvault:Secret") == []
 
 
 def test_deploy_subject_follows_the_configured_github_environment() -> None:
@@ -244,7 +306,9 @@ def test_no_ci_identity_can_change_any_ci_identitys_trust() -> None:
     assert identities.inputs["resourceGroupName"] == "mlops-stack-azure-dev-ci"
     ci = run.of_type("azure-native:managedidentity:UserAssignedIdentity")
     ci = [i for i in ci if "-ci-" in i.name]
-    assert {i.name for i in ci} == {f"azure-dev-ci-{role}" for role in ("deploy", "preview", "sandbox")}
+    assert {i.name for i in ci} == {
+        f"azure-dev-ci-{role}" for role in ("deploy", "preview", "sandbox", "retrain")
+    }
     for resource in [*ci, *run.of_type("azure-native:managedidentity:FederatedIdentityCredential")]:
         assert resource.inputs["resourceGroupName"] == "mlops-stack-azure-dev-ci", resource.name
     group_id = resource_id(identities.name)

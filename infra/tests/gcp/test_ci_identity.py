@@ -171,6 +171,9 @@ CANDIDATE_SUBJECTS = [
     f"repo:{REPOSITORY}:environment:staging",
     f"repo:{REPOSITORY}:environment:prod",
     f"repo:{REPOSITORY}:environment:sandbox",
+    f"repo:{REPOSITORY}:environment:retrain-dev",
+    f"repo:{REPOSITORY}:environment:retrain-staging",
+    f"repo:{REPOSITORY}:environment:retrain-prod",
     f"repo:{REPOSITORY}:pull_request",
     f"repo:{REPOSITORY}:ref:refs/heads/main",
     f"repo:{REPOSITORY}:ref:refs/heads/feature",
@@ -187,6 +190,7 @@ CANDIDATE_SUBJECTS = [
                 "gcp-dev-ci-deploy": f"repo:{REPOSITORY}:environment:dev",
                 "gcp-dev-ci-preview": f"repo:{REPOSITORY}:pull_request",
                 "gcp-dev-ci-sandbox": f"repo:{REPOSITORY}:environment:sandbox",
+                "gcp-dev-ci-retrain": f"repo:{REPOSITORY}:environment:retrain-dev",
             },
         ),
         (
@@ -194,6 +198,7 @@ CANDIDATE_SUBJECTS = [
             {
                 "gcp-staging-ci-deploy": f"repo:{REPOSITORY}:environment:staging",
                 "gcp-staging-ci-preview": f"repo:{REPOSITORY}:pull_request",
+                "gcp-staging-ci-retrain": f"repo:{REPOSITORY}:environment:retrain-staging",
             },
         ),
         (
@@ -201,6 +206,7 @@ CANDIDATE_SUBJECTS = [
             {
                 "gcp-prod-ci-deploy": f"repo:{REPOSITORY}:environment:prod",
                 "gcp-prod-ci-preview": f"repo:{REPOSITORY}:ref:refs/heads/main",
+                "gcp-prod-ci-retrain": f"repo:{REPOSITORY}:environment:retrain-prod",
             },
         ),
     ],
@@ -256,8 +262,45 @@ def test_ci_identity_output_is_what_the_auth_action_takes(runs: dict[str, Progra
             f"{pool}/providers/github",
             "deployServiceAccount": member(run, "deploy").split(":")[1],
             "previewServiceAccount": member(run, "preview").split(":")[1],
+            "retrainServiceAccount": member(run, "retrain").split(":")[1],
+            "trackingPasswordSecret": f"gcp-{environment}-mlflow-admin-password",
             "project": PROJECT,
         }, environment
+
+
+SECRET = "gcp:secretmanager/secret:Secret"
+SECRET_IAM = "gcp:secretmanager/secretIamMember:SecretIamMember"
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_the_retrain_account_reads_the_admin_password_secret_and_nothing_else(
+    runs: dict[str, ProgramRun], environment: str
+) -> None:
+    """Its one grant, wherever IAM can hold one: accessor on the secret the tracking server's admin password
+    lives in (found through the container's variable, not by the name the output claims)."""
+    run = runs[environment]
+    retrain = member(run, "retrain")
+    (admin_password,) = [
+        s
+        for s in run.of_type(SECRET)
+        if s.name == f"gcp-{environment}-tracking-secrets-mlflow-admin-password"
+    ]
+    held = [r for r in run.resources if r.inputs.get("member") == retrain]
+    assert [(r.type, r.inputs["role"], r.inputs["secretId"]) for r in held] == [
+        (SECRET_IAM, "roles/secretmanager.secretAccessor", f"{admin_password.name}-id")
+    ]
+    assert run.outputs["ciIdentity"]["trackingPasswordSecret"] == admin_password.inputs["secretId"]
+    # No state, no key, no project role: nothing in the stack's state is open to it.
+    for kind in (PROJECT_IAM, BUCKET_IAM, KEY_IAM):
+        assert not grants(run, "retrain", kind)
+    # The tracking server reads the same secret: the one the workflow reads is the one MLflow uses.
+    readers = {
+        b.inputs["member"]
+        for b in run.of_type(SECRET_IAM)
+        if b.inputs["secretId"] == f"{admin_password.name}-id"
+    }
+    tracking = run.one(ACCOUNT, "-tracking-account").inputs
+    assert readers == {retrain, f"serviceAccount:{tracking['accountId']}@{PROJECT}.iam.gserviceaccount.com"}
 
 
 def token(**claims: str) -> dict[str, str]:

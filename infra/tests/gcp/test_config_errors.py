@@ -117,3 +117,15 @@ def test_a_model_outside_the_stacks_bucket_is_refused() -> None:
         in (message)
     )
     assert "scripts/promote.py --print-pin" in message
+
+
+def test_a_repository_whose_retrain_subject_is_too_long_for_federation_is_refused() -> None:
+    """The retrain identity's subject (`repo:R:environment:retrain-dev`) is dev's longest: a repository one
+    byte too long for it is refused before anything, though the deploy and preview subjects would fit."""
+    fits = 127 - len("repo::environment:retrain-dev")
+    repository = "o" * 39 + "/" + "r" * (fits - 40 + 1)
+    message = fails_before_anything(config_for("dev", githubRepository=repository))
+    assert "makes the retrain identity's OIDC subject 128 bytes long, over the 127" in message
+    assert "deploy identity" not in message
+    assert "preview identity" not in message
+    load_stack_settings(read=config_for("dev", githubRepository=repository[:-1]).get, stack="gcp-dev")

@@ -13,6 +13,7 @@ import pytest
 
 from infra.config import SANDBOX_STACK
 from infra.gcp.limits import RULES
+from infra.github import environment_subject, retrain_environment
 from infra.limits import Rule, applied_rules, violations
 from infra.tests.gcp.conftest import config_for, model_source, run_stack
 from testing.pulumi_program import ProgramRun, example_stack_config
@@ -21,9 +22,13 @@ STACKS_DIR = Path(__file__).resolve().parents[3] / "stacks"
 EXAMPLES = sorted(path.stem.removeprefix("Pulumi.") for path in STACKS_DIR.glob("Pulumi.gcp-*.yaml"))
 LONGEST_PROJECT = "acme-ml-platform-prod-eu-west1"  # project ids: 6-30 characters
 LONGEST_SANDBOX_ID = "feature-branch-checkout-flow-2"  # SANDBOX_STACK's id: up to 30 characters
-# Identity Federation maps at most 127 bytes of a token's subject, and `repo:<R>:environment:sandbox` is the
-# longest the dev stack trusts (config refuses longer: infra.config _check_gcp_subjects).
-LONGEST_REPOSITORY = "o" * 39 + "/" + "r" * (127 - len("repo::environment:sandbox") - 40)
+# Identity Federation maps at most 127 bytes of a token's subject, and `repo:<R>:environment:retrain-prod` is
+# the longest the dev and prod stacks trust (config refuses longer: infra.config _check_gcp_subjects).
+LONGEST_SUBJECT_SUFFIX = max(
+    len(environment_subject("", environment))
+    for environment in (retrain_environment("dev"), retrain_environment("prod"), "sandbox")
+)
+LONGEST_REPOSITORY = "o" * 39 + "/" + "r" * (127 - LONGEST_SUBJECT_SUFFIX - 40)
 
 
 def resources_of(run: ProgramRun) -> list[tuple[str, str, dict]]:
