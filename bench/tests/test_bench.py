@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bench import compare
 from bench.compare import (
     BATCH_CONCURRENCY,
     Level,
@@ -20,6 +23,7 @@ from bench.compare import (
 )
 from bench.image_size import disk_mb
 from bench.load_generator import LoadResult, post_request, run_load
+from mlops_stack.ports import free_port
 
 
 async def serve_every_third_failing(port_box: list[int], served: list[int]) -> asyncio.Server:
@@ -148,3 +152,44 @@ def test_environment_size_counts_files_once_and_skips_symlinks(tmp_path: Path) -
     (tmp_path / "b.py").write_bytes(b"y" * 500_000)
     (tmp_path / "python").symlink_to(tmp_path / "lib" / "a.so")
     assert disk_mb(tmp_path) == 2.0
+
+
+_SERVER = """
+import http.server, sys, time
+delay = float(sys.argv[2])
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(delay)
+        body = b'{"predictions": [1.0]}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_alternating_rounds_load_every_server_and_keep_one_result_per_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compare, "SECONDS_PER_ROUND", 1.0)
+    monkeypatch.setattr(compare, "ALTERNATING_ROUNDS", 3)
+    servers = {}
+    for name, delay in (("fast", "0"), ("slow", "0.02")):
+        port = free_port()
+        servers[name] = ([sys.executable, "-c", _SERVER, str(port), delay], dict(os.environ), port)
+    level = Level(1, 1, [b'{"inputs": [[1.0]]}'])
+    runs = compare.bench_alternating(servers, level, [level])
+    assert set(runs) == {"fast", "slow"}
+    for run in runs.values():
+        assert run.startup_seconds < 30
+        assert run.levels == [level]
+        assert len(run.loads) == len(run.cpu_ms_per_request) == 1
+        assert run.loads[0].errors == 0
+    # A 20 ms answer caps one connection near 50 a second; the other is far faster.
+    assert runs["slow"].loads[0].requests_per_second < 60 < runs["fast"].loads[0].requests_per_second
