@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from scipy.stats import entropy
 
+from infra import alerts
 from mlops_stack import example_model as example
 from service.app import create_app
 from service.drift import SMOOTHING, psi
@@ -187,6 +188,9 @@ def test_the_window_slides_by_rows_and_by_time_and_logs_one_line_per_window(moni
     assert line["rows"] == 100
     assert set(line["psi"]) == set(example.FEATURES)
     assert line["max_psi"] == max(*line["psi"].values(), line["prediction_psi"])
+    # The join with the clouds' log-based metrics and alerts: they match this event and read this field.
+    assert line["event"] == alerts.DRIFT_EVENT
+    assert isinstance(line[alerts.DRIFT_FIELD], float)
     assert set(line) >= {"model_name", "model_version", "run_id", "threshold", "drifting", "out_of_range"}
 
     clock.now += 30.0  # the first 30 requests are now more than 60 s old

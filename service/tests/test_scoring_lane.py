@@ -9,6 +9,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import app as app_module
 from service.app import create_app
+from service.routes import invocations, predict
+from service.scoring_lane import SCORING_PATHS
 from service.settings import Settings
 from service.tests.conftest import wait_until_ready
 
@@ -75,3 +77,24 @@ def test_other_methods_and_paths_are_left_to_fastapi(client: TestClient, routes_
         through_routes = routes_only.request(method, path, json={}, follow_redirects=False)
         assert through_lane.status_code == through_routes.status_code, path
         assert through_lane.status_code in {307, 404, 405}, path
+
+
+def test_once_loaded_the_lane_answers_the_scoring_routes_the_app_serves(
+    client: TestClient, rows: list[dict[str, float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane's paths are the app's POST model routes, and it is the lane that answers them: the routes'
+    own `score` is made to fail, and the answers stay 200."""
+    posted = {
+        path
+        for path, methods in client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+        if "post" in methods and "model" in methods["post"].get("tags", [])
+    }
+    assert posted == set(SCORING_PATHS)
+
+    async def not_the_route(*args: object) -> bytes:
+        raise AssertionError("a FastAPI route answered")
+
+    monkeypatch.setattr(invocations, "score", not_the_route)
+    monkeypatch.setattr(predict, "score", not_the_route)
+    assert client.post("/invocations", json={"dataframe_records": rows}).status_code == 200
+    assert client.post("/predict", json={"rows": rows}).status_code == 200
