@@ -2,13 +2,19 @@
 
 Logical names are `f"{stack}-{purpose}"`; clouds whose physical names have tight limits (GCP service account
 ids, Azure storage accounts) use `short_name`, which keeps names readable and unique per stack by replacing
-the overflow with a stable hash.
+the overflow with a stable hash. Names that must be unique beyond the stack (globally, or across a
+resource's recreation) get `unique_name`: that, plus a random suffix kept in state.
 """
 
 import hashlib
 import re
 
+import pulumi
+import pulumi_random as random
+
 from infra.config import StackSettings
+
+UNIQUE_SUFFIX_LENGTH = 6
 
 
 def short_name(*parts: str, max_length: int, separator: str = "-", alphanumeric: bool = False) -> str:
@@ -25,6 +31,30 @@ def short_name(*parts: str, max_length: int, separator: str = "-", alphanumeric:
     digest = hashlib.sha256(joined.encode()).hexdigest()[:6]
     keep = max_length - len(digest) - (0 if alphanumeric else 1)
     return f"{name[:keep]}{'' if alphanumeric else separator}{digest}".replace("--", "-")
+
+
+def unique_name(
+    suffix_name: str,
+    *parts: str,
+    max_length: int,
+    parent: pulumi.Resource,
+    alphanumeric: bool = False,
+) -> pulumi.Output[str]:
+    """`short_name(*parts)` and a random suffix of UNIQUE_SUFFIX_LENGTH lowercase letters and digits (the
+    `random.RandomString` named `suffix_name`, a child of `parent`), joined by '-' unless `alphanumeric`; at
+    most `max_length` characters. For names that are global (Azure storage accounts, registries, vaults,
+    PostgreSQL servers) or that a platform keeps after deletion (ECS services)."""
+    separator = "" if alphanumeric else "-"
+    suffix = random.RandomString(
+        suffix_name,
+        length=UNIQUE_SUFFIX_LENGTH,
+        special=False,
+        upper=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    prefix_length = max_length - UNIQUE_SUFFIX_LENGTH - len(separator)
+    prefix = short_name(*parts, max_length=prefix_length, alphanumeric=alphanumeric)
+    return pulumi.Output.concat(prefix, separator, suffix.result)
 
 
 def label_safe(value: str) -> str:

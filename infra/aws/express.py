@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random as random
 from pulumi_aws import cloudwatch, ecs
 from pulumi_aws import iam as aws_iam
 
@@ -45,7 +44,7 @@ from infra.aws.cluster import workload_role_path
 from infra.aws.limits import ECS_CPU_UNITS_PER_VCPU
 from infra.aws.secrets import store_secrets
 from infra.config import ContainerSettings, StackSettings
-from infra.naming import short_name
+from infra.naming import short_name, unique_name
 from infra.workloads import ContainerEnvironment
 
 # The load balancer in front of every Express service closes idle connections after 60 s (ELB's default; we
@@ -59,6 +58,7 @@ SCALING_TARGET_PERCENT = 60
 # The container variable that carries the scaling settings, so that changing them updates the service (see the
 # module docstring). Neither image reads it.
 SCALING_VARIABLE = "MLOPS_STACK_SCALING"
+SERVICE_NAME_LENGTH = 47  # 40 readable, '-', 6 random (the name Express gives the service and its hosts)
 
 
 def reserve_service_name(
@@ -66,10 +66,9 @@ def reserve_service_name(
 ) -> pulumi.Output[str]:
     """`<stack>-<purpose>-<6 random>`: ECS keeps the names of deleted services for a while, so a recreated
     stack must not reuse one."""
-    suffix = random.RandomString(
-        f"{name}-suffix", length=6, special=False, upper=False, opts=pulumi.ResourceOptions(parent=parent)
-    ).result
-    return pulumi.Output.concat(short_name(settings.stack, purpose, max_length=40), "-", suffix)
+    return unique_name(
+        f"{name}-suffix", settings.stack, purpose, max_length=SERVICE_NAME_LENGTH, parent=parent
+    )
 
 
 def express_host_pattern(region: str) -> str:

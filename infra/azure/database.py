@@ -4,12 +4,11 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.dbforpostgresql as dbforpostgresql
-import pulumi_random as random
 
 from infra.azure.limits import POSTGRES_SERVER, name_limit
 from infra.azure.protection import delete_lock
 from infra.config import StackSettings
-from infra.naming import short_name
+from infra.naming import unique_name
 from infra.workloads import DATABASE_NAME
 
 POSTGRES_VERSION = dbforpostgresql.PostgresMajorVersion.POSTGRES_MAJOR_VERSION_16
@@ -18,8 +17,7 @@ POSTGRES_VERSION = dbforpostgresql.PostgresMajorVersion.POSTGRES_MAJOR_VERSION_1
 ADMIN_LOGIN = "mlflow"
 STORAGE_SIZE_GB = 32  # the smallest size Flexible Server offers
 # Server names are global (they are the server's DNS name): a readable prefix from the stack, '-', and a
-# random suffix, at most 63 characters whatever the stack's name.
-RANDOM_SUFFIX_LENGTH = 6
+# random suffix (infra.naming.unique_name), at most 63 characters whatever the stack's name.
 # Flexible Server keeps backups for 7 to 35 days; a shorter setting (sandboxes: 1) gets the minimum.
 MIN_BACKUP_RETENTION_DAYS = 7
 # SKU name prefix -> tier: Standard_B* burstable, Standard_E* memory optimised, the rest general purpose.
@@ -60,18 +58,14 @@ class TrackingDatabase(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops-stack:azure:TrackingDatabase", name, None, opts)
         settings = args.settings
-        suffix = random.RandomString(
-            f"{name}-server-suffix",
-            length=RANDOM_SUFFIX_LENGTH,
-            special=False,
-            upper=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        prefix_length = name_limit(POSTGRES_SERVER) - RANDOM_SUFFIX_LENGTH - 1
         server = dbforpostgresql.Server(
             f"{name}-server",
-            server_name=pulumi.Output.concat(
-                short_name(settings.stack, "mlflow", max_length=prefix_length), "-", suffix.result
+            server_name=unique_name(
+                f"{name}-server-suffix",
+                settings.stack,
+                "mlflow",
+                max_length=name_limit(POSTGRES_SERVER),
+                parent=self,
             ),
             resource_group_name=args.resource_group_name,
             version=POSTGRES_VERSION,

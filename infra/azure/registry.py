@@ -24,17 +24,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.containerregistry as containerregistry
-import pulumi_random as random
 
 from infra.config import StackSettings
 from infra.images import RegistryLogin
-from infra.naming import short_name
+from infra.naming import unique_name
 
 # The user name ACR expects with a refresh token as the password.
 TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000"  # noqa: S105 - a fixed user name, not a secret
-# Registry names are global, 5-50 letters and digits: readable prefix + random suffix.
-NAME_PREFIX_LENGTH = 24
-RANDOM_SUFFIX_LENGTH = 6
+# Registry names are global, 5-50 letters and digits: 24 readable + 6 random.
+NAME_LENGTH = 30
 EXCHANGE_TIMEOUT_SECONDS = 30
 PURGE_SCHEDULE = "0 3 * * *"  # daily, 03:00 UTC (ACR timer triggers take a five-field cron in UTC)
 PURGE_TIMEOUT_SECONDS = 3600  # the longest one purge may run before ACR stops it
@@ -57,13 +55,16 @@ class ContainerRegistry(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops-stack:azure:ContainerRegistry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        suffix = random.RandomString(
-            f"{name}-suffix", length=RANDOM_SUFFIX_LENGTH, special=False, upper=False, opts=child
-        )
-        prefix = short_name(args.settings.stack, "images", max_length=NAME_PREFIX_LENGTH, alphanumeric=True)
         registry = containerregistry.Registry(
             f"{name}-registry",
-            registry_name=pulumi.Output.concat(prefix, suffix.result),
+            registry_name=unique_name(
+                f"{name}-suffix",
+                args.settings.stack,
+                "images",
+                max_length=NAME_LENGTH,
+                parent=self,
+                alphanumeric=True,
+            ),
             resource_group_name=args.resource_group_name,
             sku=containerregistry.SkuArgs(name=containerregistry.SkuName.BASIC),
             admin_user_enabled=False,

@@ -5,17 +5,15 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.storage as storage
-import pulumi_random as random
 
 from infra.azure.protection import delete_lock
 from infra.config import StackSettings
-from infra.naming import short_name
+from infra.naming import unique_name
 
 CONTAINER_NAME = "mlflow"
 ARTIFACT_PATH = "mlflow"
 # Storage account names are global, 3-24 lowercase letters and digits: 18 readable + 6 random.
-ACCOUNT_NAME_PREFIX_LENGTH = 18
-RANDOM_SUFFIX_LENGTH = 6
+ACCOUNT_NAME_LENGTH = 24
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,15 +38,16 @@ class ArtifactStore(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         # protect in prod; in sandboxes deleting the account deletes its blobs, so one destroy suffices.
         data = pulumi.ResourceOptions(parent=self, protect=settings.protect)
-        suffix = random.RandomString(
-            f"{name}-account-suffix", length=RANDOM_SUFFIX_LENGTH, special=False, upper=False, opts=child
-        )
-        prefix = short_name(
-            settings.stack, "mlflow", max_length=ACCOUNT_NAME_PREFIX_LENGTH, alphanumeric=True
-        )
         account = storage.StorageAccount(
             f"{name}-account",
-            account_name=pulumi.Output.concat(prefix, suffix.result),
+            account_name=unique_name(
+                f"{name}-account-suffix",
+                settings.stack,
+                "mlflow",
+                max_length=ACCOUNT_NAME_LENGTH,
+                parent=self,
+                alphanumeric=True,
+            ),
             resource_group_name=args.resource_group_name,
             kind=storage.Kind.STORAGE_V2,
             # Zone-redundant copies for production data; locally redundant elsewhere is enough.

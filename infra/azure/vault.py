@@ -28,14 +28,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.keyvault as keyvault
-import pulumi_random as random
 
 from infra.azure.limits import VAULT, VAULT_SOFT_DELETE_DAYS, name_limit
 from infra.config import StackSettings
-from infra.naming import short_name
+from infra.naming import unique_name
 
 SECRET_NAME = "mlflow-admin-password"  # noqa: S105 (a secret's name, not its value)
-RANDOM_SUFFIX_LENGTH = 6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,14 +56,12 @@ class TrackingPasswordVault(pulumi.ComponentResource):
         super().__init__("mlops-stack:azure:TrackingPasswordVault", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        suffix = random.RandomString(
-            f"{name}-suffix", length=RANDOM_SUFFIX_LENGTH, special=False, upper=False, opts=child
-        )
-        prefix = short_name(settings.stack, "kv", max_length=name_limit(VAULT) - RANDOM_SUFFIX_LENGTH - 1)
         protect = settings.protect
         vault = keyvault.Vault(
             f"{name}-vault",
-            vault_name=pulumi.Output.concat(prefix, "-", suffix.result),
+            vault_name=unique_name(
+                f"{name}-suffix", settings.stack, "kv", max_length=name_limit(VAULT), parent=self
+            ),
             resource_group_name=args.resource_group_name,
             properties=keyvault.VaultPropertiesArgs(
                 tenant_id=args.tenant_id,
