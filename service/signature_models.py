@@ -55,20 +55,14 @@ def request_schema(model: ServedModel, max_rows: int) -> dict[str, Any]:
     """`{"rows": [InputRow, ...]}`: at least one row, at most MAX_ROWS (more is a 413)."""
     if model.takes_inputs_as_sent:
         return _inputs_schema(model, max_rows)
-    return {
-        "title": "PredictRequest",
-        "type": "object",
-        "properties": {
-            "rows": {
-                "type": "array",
-                "items": row_model(model).model_json_schema(by_alias=True),
-                "minItems": 1,
-                "description": f"Rows to predict, keys in any order; at most {max_rows} (more is a 413).",
-            }
-        },
-        "required": ["rows"],
-        "additionalProperties": False,
-    }
+    return _rows_request(
+        {
+            "type": "array",
+            "items": row_model(model).model_json_schema(by_alias=True),
+            "minItems": 1,
+            "description": f"Rows to predict, keys in any order; at most {max_rows} (more is a 413).",
+        }
+    )
 
 
 def _inputs_schema(model: ServedModel, max_rows: int) -> dict[str, Any]:
@@ -77,16 +71,21 @@ def _inputs_schema(model: ServedModel, max_rows: int) -> dict[str, Any]:
     inputs = model.input_schema.inputs if model.input_schema is not None else []
     python_type = _PYTHON_TYPES.get(str(getattr(inputs[0].type, "name", ""))) if len(inputs) == 1 else None
     item = TypeAdapter(python_type).json_schema() if python_type not in (None, bytes, datetime) else {}
+    return _rows_request(
+        {
+            "type": "array",
+            "items": item,
+            "description": f"The inputs, each as the model's type hints take it; at most {max_rows}.",
+        }
+    )
+
+
+def _rows_request(rows: dict[str, Any]) -> dict[str, Any]:
+    """The /predict body: an object whose one field is `rows`."""
     return {
         "title": "PredictRequest",
         "type": "object",
-        "properties": {
-            "rows": {
-                "type": "array",
-                "items": item,
-                "description": f"The inputs, each as the model's type hints take it; at most {max_rows}.",
-            }
-        },
+        "properties": {"rows": rows},
         "required": ["rows"],
         "additionalProperties": False,
     }
